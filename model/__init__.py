@@ -1,0 +1,1 @@
+"""Paintstep's engines. Each is imported only when chosen."""

@@ -1,0 +1,139 @@
+"""Brush strokes and how they are drawn: curved, anti-aliased, semi-opaque, with skia."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import skia
+from PIL import Image
+
+
+@dataclass
+class Strokes:
+    """A batch of strokes, one row each.
+
+    points: (n, K, 2) float32 x, y along each stroke; only the first `count` are used.
+    color: (n, 4) float32 straight RGBA in 0..1, alpha being the stroke's opacity.
+    radius: (n,) float32 half the brush width in px.
+    """
+
+    points: np.ndarray
+    count: np.ndarray
+    color: np.ndarray
+    radius: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def take(self, index: np.ndarray | slice) -> Strokes:
+        return Strokes(self.points[index], self.count[index], self.color[index], self.radius[index])
+
+    @staticmethod
+    def concat(batches: list[Strokes]) -> Strokes:
+        width = max((b.points.shape[1] for b in batches), default=1)
+        padded = []
+        for b in batches:
+            extra = width - b.points.shape[1]
+            # Repeating the last point keeps the unused tail of a stroke where it ended.
+            padded.append(np.concatenate([b.points, np.repeat(b.points[:, -1:], extra, 1)], 1))
+        return Strokes(
+            np.concatenate(padded) if padded else np.zeros((0, 1, 2), np.float32),
+            np.concatenate([b.count for b in batches]) if batches else np.zeros(0, int),
+            np.concatenate([b.color for b in batches]) if batches else np.zeros((0, 4)),
+            np.concatenate([b.radius for b in batches]) if batches else np.zeros(0),
+        )
+
+    def paint_amount(self) -> np.ndarray:
+        """Roughly how many pixels' worth of paint each stroke lays down."""
+        steps = np.diff(self.points, axis=1)
+        lengths = np.hypot(steps[..., 0], steps[..., 1])
+        used = np.arange(lengths.shape[1])[None, :] < (self.count[:, None] - 1)
+        length = (lengths * used).sum(axis=1)
+        width = 2.0 * self.radius
+        return (length + width) * width * self.color[:, 3]
+
+    def bounds(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the canvas area these strokes can touch, clipped to it."""
+        if len(self) == 0:
+            return (0, 0, 0, 0)
+        pad = self.radius[:, None] + 2.0
+        lo = (self.points.min(axis=1) - pad).min(axis=0)
+        hi = (self.points.max(axis=1) + pad).max(axis=0)
+        x0, y0 = max(0, int(np.floor(lo[0]))), max(0, int(np.floor(lo[1])))
+        x1, y1 = min(width, int(np.ceil(hi[0]))), min(height, int(np.ceil(hi[1])))
+        return (x0, y0, max(x0, x1), max(y0, y1))
+
+
+def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
+    """Draw strokes in order with source-over blending on a premultiplied canvas."""
+    paint = skia.Paint(
+        AntiAlias=True,
+        Style=skia.Paint.kStroke_Style,
+        StrokeCap=skia.Paint.kRound_Cap,
+        StrokeJoin=skia.Paint.kRound_Join,
+    )
+    rgba = np.clip(np.rint(strokes.color * 255), 0, 255).astype(np.int64)
+    argb = ((rgba[:, 3] << 24) | (rgba[:, 0] << 16) | (rgba[:, 1] << 8) | rgba[:, 2]).tolist()
+    widths = (2.0 * strokes.radius).tolist()
+    counts = strokes.count.tolist()
+    used = np.arange(strokes.points.shape[1])[None, :] < strokes.count[:, None]
+    xy = strokes.points[used].tolist()  # only the points in use, stroke after stroke
+    first = 0
+    for i, count in enumerate(counts):
+        path = skia.Path()
+        path.moveTo(*xy[first])
+        if count == 1:
+            path.lineTo(*xy[first])  # a dab: a zero-length line with round caps
+        for point in xy[first + 1 : first + count]:
+            path.lineTo(*point)
+        first += count
+        paint.setColor(argb[i])
+        paint.setStrokeWidth(widths[i])
+        canvas.drawPath(path, paint)
+
+
+def raster_surface(pixels: np.ndarray) -> skia.Surface:
+    """A skia surface drawing straight into `pixels`, (H, W, 4) premultiplied RGBA uint8."""
+    return skia.Surface(
+        pixels,
+        colorType=skia.ColorType.kRGBA_8888_ColorType,
+        alphaType=skia.AlphaType.kPremul_AlphaType,
+    )
+
+
+def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """The strokes drawn on a transparent layer of this size placed at (x0, y0), premultiplied."""
+    pixels = np.zeros((height, width, 4), np.uint8)
+    if width and height and len(strokes):
+        surface = raster_surface(pixels)
+        canvas = surface.getCanvas()
+        canvas.translate(-x0, -y0)
+        draw_strokes(canvas, strokes)
+    return pixels
+
+
+def mask_image(mask: np.ndarray) -> skia.Image:
+    """A skia alpha mask: opaque where `mask` is true."""
+    return skia.Image.fromarray(
+        mask.astype(np.uint8) * 255, colorType=skia.ColorType.kAlpha_8_ColorType
+    )
+
+
+def draw_strokes_masked(surface: skia.Surface, strokes: Strokes, mask: skia.Image) -> None:
+    """Draw strokes on the surface, keeping only the paint that falls inside `mask`."""
+    canvas = surface.getCanvas()
+    canvas.saveLayer()
+    draw_strokes(canvas, strokes)
+    canvas.drawImage(
+        mask, 0, 0, skia.SamplingOptions(), skia.Paint(BlendMode=skia.BlendMode.kDstIn)
+    )
+    canvas.restore()
+
+
+def premultiply(rgba: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgba, "RGBA").convert("RGBa"))
+
+
+def unpremultiply(rgba: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgba, "RGBa").convert("RGBA"))

@@ -1,0 +1,515 @@
+"""The strokes engine: a painter's process from brush strokes, on the CPU, with no weights.
+
+The plan follows Hertzmann's painterly rendering (1998): for brushes from large to small, compare
+the canvas with the goal blurred to that brush's scale, and where a grid cell is still wrong, start
+a stroke at its worst pixel that follows the image's contours (perpendicular to the gradient)
+until the canvas there is already closer to the goal than the stroke's colour. The strokes of all
+sizes, in painting order, are then dealt into N steps with equal amounts of paint, and the last
+step also fixes what the strokes left wrong, so the process ends on the goal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from paintstep.engines import Engine, EngineOption
+from paintstep.process import (
+    PaintError,
+    PaintRequest,
+    StepLayer,
+    blend_over,
+    composite,
+    crop_to_paint,
+    thumbnail,
+)
+from PIL import Image, ImageFilter
+
+from .brush import (
+    Strokes,
+    draw_strokes_masked,
+    mask_image,
+    premultiply,
+    raster_surface,
+    render_layer,
+    unpremultiply,
+)
+
+MAX_POINTS = 12  # control points per stroke, one brush radius apart
+MIN_POINTS = 3
+CURVATURE = 0.7  # 1 follows the contours exactly, lower values smooth the strokes
+COLOUR_LIMIT = 0.4  # a stroke ends where the goal's colour is this far (0-2) from its own
+
+
+@dataclass(frozen=True)
+class Settings:
+    detail: float
+    opacity: float
+    jitter: float
+    tolerance: int
+    threshold: float
+
+
+class StrokesEngine(Engine):
+    name = "strokes"
+    description = "Brush strokes planned coarse to fine, on the CPU; no weights needed."
+    options = (
+        EngineOption(
+            "detail", float, 1.0, "Finer (higher) or coarser (lower) smallest brush.", 0.25, 4.0
+        ),
+        EngineOption("opacity", float, 0.85, "How opaque each brush stroke is.", 0.2, 1.0),
+        EngineOption("jitter", float, 0.05, "How much stroke colours vary.", 0.0, 0.3),
+        EngineOption(
+            "tolerance",
+            int,
+            4,
+            "How far (0-255) a pixel may be from the target and still count as finished.",
+            0,
+            64,
+        ),
+        EngineOption(
+            "threshold",
+            float,
+            0.05,
+            "How wrong (0-1) an area must be before a brush paints it.",
+            0.005,
+            0.5,
+        ),
+    )
+
+    def paint(
+        self, request: PaintRequest, cancel: threading.Event | None = None
+    ) -> Iterator[StepLayer]:
+        request.validate()
+        settings = Settings(**self.settings(request))
+        cancel = cancel or threading.Event()
+        return paint_process(request, settings, cancel)
+
+
+def paint_process(
+    request: PaintRequest, settings: Settings, cancel: threading.Event
+) -> Iterator[StepLayer]:
+    frame = request.first_frame()
+    goal = request.goal
+    paintable = paintable_region(frame, goal, request.mask, settings.tolerance)
+    if not paintable.any():
+        raise PaintError(
+            "The canvas already matches the target everywhere it may be painted, so there is "
+            "nothing left to paint; give a different target or a larger mask."
+        )
+    rng = np.random.default_rng(request.seed)
+    plan = plan_process(frame, goal, paintable, settings, rng, cancel)
+    if cancel.is_set():
+        return
+    bounds = split_by_paint(plan.amounts, request.steps)
+    height, width = frame.shape[:2]
+    for index in range(1, request.steps + 1):
+        if cancel.is_set():
+            return
+        items = plan.items[bounds[index - 1] : bounds[index]]
+        batch = plan.strokes.take(items[items >= 0])
+        areas = -1 - items[items < 0]
+        last = index == request.steps
+        x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
+        if areas.size:
+            x0, y0, x1, y1 = union(
+                (x0, y0, x1, y1) if len(batch) else None, plan.area_bounds(areas)
+            )
+        window = (slice(y0, y1), slice(x0, x1))
+        layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
+        layer = fit_layer(layer, frame[window], goal[window], paintable[window])
+        # Details are finished area by area as the finest brush passes; the last step finishes
+        # whatever is left anywhere.
+        finish = paintable[window].copy()
+        if not last:
+            finish &= np.isin(plan.areas[window], areas)
+        if finish.any():
+            layer = finish_layer(layer, frame[window], goal[window], finish, settings.tolerance)
+        pixels, x, y = crop_to_paint(layer, x0, y0)
+        step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
+        composite(frame, step)
+        yield StepLayer(index, x, y, step.pixels, thumbnail(frame))
+
+
+@dataclass
+class Plan:
+    """The whole process in painting order: brush strokes, and where details get finished.
+
+    items[i] >= 0 is a stroke (an index into strokes); items[i] < 0 finishes area -1 - items[i]
+    of the `areas` map. amounts[i] is how much paint item i lays down.
+    """
+
+    strokes: Strokes
+    areas: np.ndarray
+    items: np.ndarray
+    amounts: np.ndarray
+
+    def area_bounds(self, areas: np.ndarray) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) around the given areas."""
+        rows = np.flatnonzero(np.isin(self.areas, areas).any(axis=1))
+        cols = np.flatnonzero(np.isin(self.areas[rows[0] : rows[-1] + 1], areas).any(axis=0))
+        return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def union(
+    a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    if a is None or a[0] == a[2] or a[1] == a[3]:
+        return b
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def paintable_region(
+    frame: np.ndarray, goal: np.ndarray, mask: np.ndarray | None, tolerance: int
+) -> np.ndarray:
+    """Where the brush may paint: inside the mask, and not where the canvas is finished.
+
+    A pixel is finished when it is within `tolerance` of the goal; isolated finished specks
+    (a blurred block-in that happens to match) are painted over like their surroundings.
+    """
+    difference = np.abs(premultiply(frame).astype(np.int16) - premultiply(goal)).max(axis=2)
+    finished = Image.fromarray(np.where(difference <= tolerance, 255, 0).astype(np.uint8))
+    finished = finished.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
+    paintable = (np.asarray(finished) == 0) & (difference > 0)
+    if mask is not None:
+        paintable &= mask.astype(bool)
+    return paintable
+
+
+def brush_radii(width: int, height: int, detail: float) -> list[float]:
+    """Brush radii from the largest (blocking in) to the smallest (details), halving each time."""
+    longest = max(width, height)
+    largest = max(2.0, longest / 16)
+    smallest = max(1.0, longest / 512) / detail
+    radii = [largest]
+    while radii[-1] / 2 >= smallest * 0.75:
+        radii.append(radii[-1] / 2)
+    return radii
+
+
+def plan_process(
+    frame: np.ndarray,
+    goal: np.ndarray,
+    paintable: np.ndarray,
+    settings: Settings,
+    rng: np.random.Generator,
+    cancel: threading.Event,
+) -> Plan:
+    """All strokes of the process in painting order, coarse to fine, and the finishing."""
+    height, width = frame.shape[:2]
+    radii = brush_radii(width, height, settings.detail)
+    canvas = premultiply(frame).copy()
+    goal_pm = premultiply(goal)
+    surface = raster_surface(canvas)
+    mask = mask_image(paintable)
+    areas = finishing_areas(width, height, rng)
+    batches = []
+    for level, radius in enumerate(radii[:-1]):
+        if cancel.is_set():
+            break
+        strokes = plan_level(canvas, blur(goal_pm, radius), paintable, radius, settings, rng)
+        batches.append(strokes.take(painting_order(strokes, level, rng)))
+        # Paint this level on the planning canvas so that the next, finer one sees what is left.
+        draw_strokes_masked(surface, strokes, mask)
+    before = sum(len(b) for b in batches)
+    finest = plan_level(canvas, blur(goal_pm, radii[-1]), paintable, radii[-1], settings, rng, True)
+    strokes = Strokes.concat(batches + [finest])
+    amounts = strokes.paint_amount()
+
+    # The finest strokes go area by area; each area is finished right after its last stroke.
+    # What finishing will cost is guessed from what is still off before the finest strokes.
+    off = colour_distance(canvas, goal_pm) * 255 > settings.tolerance
+    off &= paintable
+    todo = np.bincount(areas[off], minlength=AREAS).astype(np.float64)
+    present = np.flatnonzero(np.bincount(areas[paintable], minlength=AREAS))
+    start = finest.points[:, 0]
+    stroke_area = areas[
+        np.clip(np.rint(start[:, 1]).astype(np.int64), 0, height - 1),
+        np.clip(np.rint(start[:, 0]).astype(np.int64), 0, width - 1),
+    ]
+    keys = np.concatenate([stroke_area + rng.uniform(0, 2.5, len(finest)), present + 2.5])
+    labels = np.concatenate([before + np.arange(len(finest)), -1 - present])
+    tail = labels[np.argsort(keys, kind="stable")]
+    items = np.concatenate([np.arange(before), tail])
+    tail_amounts = np.where(
+        tail >= 0, amounts[np.maximum(tail, 0)], todo[-1 - np.minimum(tail, -1)]
+    )
+    return Plan(strokes, areas, items, np.concatenate([amounts[:before], tail_amounts]))
+
+
+AREA_GRID = 16  # the canvas is finished in AREA_GRID x AREA_GRID irregular areas
+AREAS = AREA_GRID * AREA_GRID
+
+
+def finishing_areas(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, W) area of each pixel, numbered along a Hilbert curve so that neighbours follow.
+
+    The grid is warped by smooth noise, so that areas have organic edges and never read as tiles.
+    """
+    shift = rng.uniform(-0.6, 0.6, (2, AREA_GRID + 1, AREA_GRID + 1)).astype(np.float32)
+    fields = [
+        np.asarray(Image.fromarray(s, "F").resize((width, height), Image.Resampling.BICUBIC))
+        for s in shift
+    ]
+    column = np.arange(width, dtype=np.float32)[None, :] * AREA_GRID / width + fields[0]
+    row = np.arange(height, dtype=np.float32)[:, None] * AREA_GRID / height + fields[1]
+    bx = np.clip(column, 0, AREA_GRID - 1).astype(np.int64)
+    by = np.clip(row, 0, AREA_GRID - 1).astype(np.int64)
+    return hilbert_index(bx, by, AREA_GRID).astype(np.int16)
+
+
+def plan_level(
+    canvas: np.ndarray,
+    reference: np.ndarray,
+    paintable: np.ndarray,
+    radius: float,
+    settings: Settings,
+    rng: np.random.Generator,
+    finest: bool = False,
+) -> Strokes:
+    """Strokes of one brush size, wherever the canvas is still far from the reference.
+
+    The finest brush paints opaque and true to the goal, as details are finished.
+    """
+    # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
+    # already right in its large shapes gets no big strokes, only the detail it lacks.
+    error = colour_distance(canvas, reference)
+    error *= paintable
+    seen = blur(canvas, radius)
+    scale_error = colour_distance(seen, reference)
+    scale_error *= paintable
+    starts = worst_cells(error, scale_error, max(2, int(round(radius))), settings.threshold)
+    start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
+    rgba = np.concatenate(
+        [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1
+    )
+    points, count = trace_strokes(starts, rgba, canvas, reference, paintable, radius, rng)
+    # The brushful is mixed for the whole stroke: the goal's mean colour along its path.
+    color = path_mean(reference, points, count) / 255.0
+    straight = color[:, :3] / np.maximum(color[:, 3:], 1e-6)
+    # A painter mixes each brushful a little differently: vary value and hue per stroke.
+    jitter = 0.0 if finest else settings.jitter
+    straight = straight * np.exp(rng.normal(0, jitter, (len(starts), 1)))
+    straight += rng.normal(0, jitter / 2, straight.shape)
+    straight = np.clip(straight, 0, 1)
+    opacity = 1.0 if finest else settings.opacity * rng.uniform(0.85, 1.0, len(starts))
+    opacity = opacity * color[:, 3]
+    rgba = np.concatenate([straight, opacity[:, None]], axis=1).astype(np.float32)
+    strokes = Strokes(points, count, rgba, np.full(len(starts), radius, np.float32))
+    return strokes.take(improves(strokes, seen, reference))
+
+
+def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(n, channels) mean of the image at the used points of each stroke."""
+    height, width = image.shape[:2]
+    ix = np.clip(np.rint(points[..., 0]).astype(np.int64), 0, width - 1)
+    iy = np.clip(np.rint(points[..., 1]).astype(np.int64), 0, height - 1)
+    used = (np.arange(points.shape[1])[None, :] < count[:, None]).astype(np.float32)
+    return (image[iy, ix] * used[..., None]).sum(axis=1) / count[:, None]
+
+
+def improves(strokes: Strokes, seen: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Which strokes bring the canvas, seen at their brush's scale, closer to the reference.
+
+    Judged along each stroke's path; a painter does not lay a brushful that makes things worse.
+    """
+    height, width = seen.shape[:2]
+    ix = np.clip(np.rint(strokes.points[..., 0]).astype(np.int64), 0, width - 1)
+    iy = np.clip(np.rint(strokes.points[..., 1]).astype(np.int64), 0, height - 1)
+    wanted = reference[iy, ix].astype(np.float32)
+    before = seen[iy, ix].astype(np.float32)
+    alpha = strokes.color[:, 3]
+    paint = np.concatenate([strokes.color[:, :3] * alpha[:, None], alpha[:, None]], 1) * 255
+    after = alpha[:, None, None] * paint[:, None, :] + (1 - alpha[:, None, None]) * before
+    gain = np.linalg.norm(wanted - before, axis=2) - np.linalg.norm(wanted - after, axis=2)
+    used = np.arange(gain.shape[1])[None, :] < strokes.count[:, None]
+    return np.flatnonzero((gain * used).sum(axis=1) > 0)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel Euclidean distance of two premultiplied RGBA uint8 images, in 0..2."""
+    distance = np.zeros(a.shape[:2], np.float32)
+    for channel in range(4):
+        d = a[..., channel].astype(np.float32) - b[..., channel]
+        distance += d * d
+    np.sqrt(distance, out=distance)
+    distance /= 255.0
+    return distance
+
+
+def worst_cells(
+    error: np.ndarray, scale_error: np.ndarray, size: int, threshold: float
+) -> np.ndarray:
+    """(x, y) of the worst pixel of each cell whose mean error at the brush's scale is too high."""
+    cells = grid_cells(error, size)
+    chosen = np.argwhere(grid_cells(scale_error, size).mean(axis=2) > threshold)
+    worst = cells[chosen[:, 0], chosen[:, 1]].argmax(axis=1)
+    y = chosen[:, 0] * size + worst // size
+    x = chosen[:, 1] * size + worst % size
+    return np.stack([x, y], axis=1)
+
+
+def grid_cells(image: np.ndarray, size: int) -> np.ndarray:
+    """(rows, cols, size * size): the image cut into size x size cells, zero-padded at the edges."""
+    height, width = image.shape
+    rows, cols = -(-height // size), -(-width // size)
+    padded = np.zeros((rows * size, cols * size), np.float32)
+    padded[:height, :width] = image
+    return padded.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
+
+
+def trace_strokes(
+    starts: np.ndarray,
+    rgba: np.ndarray,
+    canvas: np.ndarray,
+    reference: np.ndarray,
+    paintable: np.ndarray,
+    radius: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grow all strokes at once along the contours of the reference (Hertzmann's curved strokes)."""
+    height, width = paintable.shape
+    n = len(starts)
+    luminance = reference[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    grad_y, grad_x = np.gradient(luminance)
+    stroke_pm = np.concatenate([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], axis=1) * 255.0
+    points = np.empty((n, MAX_POINTS, 2), np.float32)
+    position = starts.astype(np.float32)
+    points[:, 0] = position
+    count = np.ones(n, np.int64)
+    alive = np.ones(n, bool)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    previous = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
+    for k in range(1, MAX_POINTS):
+        ix = np.clip(np.rint(position[:, 0]).astype(np.int64), 0, width - 1)
+        iy = np.clip(np.rint(position[:, 1]).astype(np.int64), 0, height - 1)
+        gx, gy = grad_x[iy, ix], grad_y[iy, ix]
+        magnitude = np.hypot(gx, gy)
+        flat = magnitude < 1e-3
+        direction = np.stack([-gy, gx], axis=1) / np.maximum(magnitude, 1e-6)[:, None]
+        direction[flat] = previous[flat]
+        flip = (direction * previous).sum(axis=1) < 0
+        direction[flip] *= -1
+        if k > 1:
+            direction = CURVATURE * direction + (1 - CURVATURE) * previous
+            direction /= np.maximum(np.linalg.norm(direction, axis=1), 1e-6)[:, None]
+        step = position + radius * direction
+        inside = (step[:, 0] >= 0) & (step[:, 0] <= width - 1)
+        inside &= (step[:, 1] >= 0) & (step[:, 1] <= height - 1)
+        sx = np.clip(np.rint(step[:, 0]).astype(np.int64), 0, width - 1)
+        sy = np.clip(np.rint(step[:, 1]).astype(np.int64), 0, height - 1)
+        wanted = reference[sy, sx].astype(np.float32)
+        canvas_error = np.linalg.norm(wanted - canvas[sy, sx], axis=1)
+        stroke_error = np.linalg.norm(wanted - stroke_pm, axis=1)
+        stop = ~inside | ~paintable[sy, sx]
+        # Stop where the canvas is already closer than this brushful, or the colour has moved on.
+        stop |= (k >= MIN_POINTS) & (canvas_error < stroke_error)
+        stop |= stroke_error > COLOUR_LIMIT * 255
+        alive &= ~stop
+        position = np.where(alive[:, None], step, position)
+        points[:, k] = position
+        count += alive
+        previous = direction
+        if not alive.any():
+            points[:, k + 1 :] = position[:, None]
+            break
+    return points, count
+
+
+def painting_order(strokes: Strokes, level: int, rng: np.random.Generator) -> np.ndarray:
+    """Blocking in goes from dark to light, one family of tones at a time, over the whole canvas."""
+    tone = strokes.color[:, :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.argsort(tone + rng.uniform(0, 0.15, len(strokes)), kind="stable")
+
+
+def hilbert_index(x: np.ndarray, y: np.ndarray, side: int) -> np.ndarray:
+    """Position along the Hilbert curve that fills a side x side grid (side a power of two)."""
+    x, y = x.copy(), y.copy()
+    d = np.zeros_like(x)
+    s = side // 2
+    while s > 0:
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx) ^ ry)
+        turn = ~ry
+        flip = turn & rx
+        x = np.where(flip, side - 1 - x, x)
+        y = np.where(flip, side - 1 - y, y)
+        x, y = np.where(turn, y, x), np.where(turn, x, y)
+        s //= 2
+    return d
+
+
+def split_by_paint(amount: np.ndarray, steps: int) -> list[int]:
+    """Boundaries that deal strokes, in order, into `steps` runs with equal paint.
+
+    Every run gets at least one stroke while there are strokes enough.
+    """
+    n = len(amount)
+    total = float(amount.sum())
+    cumulative = np.cumsum(amount)
+    bounds = [0]
+    for i in range(1, steps):
+        cut = int(np.searchsorted(cumulative, total * i / steps, side="right"))
+        cut = max(cut, bounds[-1] + 1)
+        cut = min(cut, n - (steps - i))
+        bounds.append(max(cut, bounds[-1]) if n >= steps else min(i, n))
+    bounds.append(n)
+    return bounds
+
+
+def fit_layer(
+    layer: np.ndarray, below: np.ndarray, goal: np.ndarray, paintable: np.ndarray
+) -> np.ndarray:
+    """Turn a premultiplied stroke layer into a straight one that paints only where allowed.
+
+    On a canvas with transparency, paint never builds up more opacity than the goal has there.
+    """
+    layer = layer * paintable[..., None].astype(np.uint8)
+    opaque_below = below[..., 3] == 255
+    if not opaque_below.all():
+        alpha = layer[..., 3].astype(np.float32)
+        room = goal[..., 3].astype(np.float32) - below[..., 3]
+        allowed = np.where(
+            opaque_below, 255.0, np.clip(room, 0, None) * 255.0 / (255.0 - below[..., 3] + 1e-6)
+        )
+        scale = np.where(alpha > allowed, allowed / np.maximum(alpha, 1), 1.0)
+        layer = np.rint(layer * scale[..., None]).astype(np.uint8)
+    return unpremultiply(layer)
+
+
+def finish_layer(
+    layer: np.ndarray, frame: np.ndarray, goal: np.ndarray, where: np.ndarray, tolerance: int
+) -> np.ndarray:
+    """The layer plus, where the canvas would still be off inside `where`, what is missing."""
+    after = blend_over(frame, layer)
+    off = np.abs(premultiply(after).astype(np.int16) - premultiply(goal)).max(axis=2) > tolerance
+    off &= where
+    if not off.any():
+        return layer
+    layer = layer.copy()
+    layer[off] = solve_over(frame[off], goal[off])
+    return layer
+
+
+def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Pixels that, composited over `below`, give `wanted` (as near as "over" can reach)."""
+    da = below[:, 3:].astype(np.float32) / 255.0
+    wa = wanted[:, 3:].astype(np.float32) / 255.0
+    alpha = np.where(da >= 1.0, 1.0, np.clip((wa - da) / np.maximum(1.0 - da, 1e-6), 0, 1))
+    alpha = np.where(wa >= 1.0, 1.0, alpha)
+    below_rgb = below[:, :3] * da * (1 - alpha)
+    rgb = (wanted[:, :3] * np.maximum(wa, alpha + da * (1 - alpha)) - below_rgb) / np.maximum(
+        alpha, 1e-6
+    )
+    out = np.empty_like(wanted)
+    out[:, :3] = np.clip(np.rint(rgb), 0, 255)
+    out[:, 3:] = np.rint(alpha * 255)
+    return out
+
+
+def blur(image: np.ndarray, radius: float) -> np.ndarray:
+    """The goal as a brush of this radius sees it."""
+    return np.asarray(Image.fromarray(image, "RGBa").filter(ImageFilter.GaussianBlur(radius / 2)))

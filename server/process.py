@@ -1,0 +1,209 @@
+"""The painting process: a start canvas and the step layers painted over it.
+
+Every engine, the server, the viewer and the Krita plugin share this model. A canvas is an
+(H, W, 4) uint8 array of straight (not premultiplied) RGBA. A step is a layer: a bounding box and
+its RGBA pixels. Frame k is frame k-1 with step k composited over it ("normal" blending, the
+same as a Krita paint layer at 100 % opacity), and frame 0 is the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+MAX_STEPS = 1000
+MAX_SIDE = 16384
+THUMBNAIL_SIDE = 256
+
+
+class PaintError(ValueError):
+    """A request that cannot be painted; the message is a sentence for a person."""
+
+
+@dataclass(frozen=True)
+class StepLayer:
+    """The paint added by one step: RGBA pixels placed at (x, y) on the canvas."""
+
+    index: int
+    x: int
+    y: int
+    pixels: np.ndarray
+    thumbnail: np.ndarray | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(x, y, width, height) of the layer on the canvas."""
+        return (self.x, self.y, self.width, self.height)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.pixels.size == 0
+
+
+@dataclass
+class PaintRequest:
+    """What an engine is asked to paint.
+
+    `canvas` is the picture as it is now. With a `target`, the process goes from the canvas to
+    the target (semi-to-complete). Without one, the canvas itself is the goal and the process
+    starts from blank paper (reconstruct). `mask` (H, W) marks where painting is allowed.
+    `paper` is the blank start for reconstruct: "white", "transparent", "#rrggbb", or None to
+    pick white for an opaque canvas and transparent for one with transparency.
+    """
+
+    canvas: np.ndarray
+    target: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    steps: int = 16
+    seed: int = 0
+    paper: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_canvas(self.canvas, "The canvas")
+        if self.target is not None:
+            check_canvas(self.target, "The target")
+            if self.target.shape != self.canvas.shape:
+                raise PaintError(
+                    f"The target is {self.target.shape[1]} x {self.target.shape[0]} px but the "
+                    f"canvas is {self.canvas.shape[1]} x {self.canvas.shape[0]} px; resize one "
+                    "of them so that both have the same size."
+                )
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)):
+            raise PaintError(f"The number of steps must be a whole number, not {self.steps!r}.")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise PaintError(
+                f"The number of steps must be between 1 and {MAX_STEPS}, not {self.steps}."
+            )
+        if self.mask is not None:
+            if self.mask.shape != self.canvas.shape[:2]:
+                raise PaintError(
+                    f"The mask is {self.mask.shape[1]} x {self.mask.shape[0]} px but the canvas "
+                    f"is {self.canvas.shape[1]} x {self.canvas.shape[0]} px; use a mask of the "
+                    "canvas's size."
+                )
+            if not np.any(self.mask):
+                raise PaintError(
+                    "The mask is empty, so there is nowhere to paint; mark the region to work "
+                    "in with white (or opaque) pixels."
+                )
+        paper_rgba(self.paper, self.canvas)
+
+    @property
+    def goal(self) -> np.ndarray:
+        """The picture the process ends on."""
+        return self.canvas if self.target is None else self.target
+
+    def first_frame(self) -> np.ndarray:
+        """Frame 0: the canvas itself, or blank paper when reconstructing."""
+        if self.target is not None:
+            return self.canvas.copy()
+        frame = np.empty_like(self.canvas)
+        frame[...] = paper_rgba(self.paper, self.canvas)
+        return frame
+
+
+def check_canvas(canvas: np.ndarray, what: str) -> None:
+    if not isinstance(canvas, np.ndarray) or canvas.dtype != np.uint8:
+        raise PaintError(f"{what} must be 8-bit RGBA pixels (a uint8 array).")
+    if canvas.ndim != 3 or canvas.shape[2] != 4:
+        raise PaintError(f"{what} must have four channels (RGBA), not shape {canvas.shape}.")
+    height, width = canvas.shape[:2]
+    if width == 0 or height == 0:
+        raise PaintError(f"{what} is empty (0 px); give a picture with pixels in it.")
+    if max(width, height) > MAX_SIDE:
+        raise PaintError(
+            f"{what} is {width} x {height} px, larger than the {MAX_SIDE} px per side Paintstep "
+            f"paints; scale it down to at most {MAX_SIDE} px on its longer side."
+        )
+
+
+def paper_rgba(paper: str | None, canvas: np.ndarray) -> tuple[int, int, int, int]:
+    """The RGBA colour of blank paper for a reconstruct."""
+    if paper is None:
+        return (255, 255, 255, 255) if np.all(canvas[..., 3] == 255) else (0, 0, 0, 0)
+    name = paper.strip().lower()
+    if name == "white":
+        return (255, 255, 255, 255)
+    if name == "transparent":
+        return (0, 0, 0, 0)
+    digits = name[1:] if name.startswith("#") else name
+    if len(digits) == 6 and all(c in "0123456789abcdef" for c in digits):
+        return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16), 255)
+    raise PaintError(
+        f"Unknown paper {paper!r}: use 'white', 'transparent' or a colour such as '#f4ecd8'."
+    )
+
+
+def composite(frame: np.ndarray, layer: StepLayer) -> None:
+    """Composite `layer` over `frame` in place (straight alpha, normal blending)."""
+    if layer.is_empty:
+        return
+    region = frame[layer.y : layer.y + layer.height, layer.x : layer.x + layer.width]
+    if region.shape != layer.pixels.shape:
+        raise PaintError(
+            f"Step {layer.index} lies at {layer.bbox}, outside the {frame.shape[1]} x "
+            f"{frame.shape[0]} px canvas."
+        )
+    region[...] = blend_over(region, layer.pixels)
+
+
+def blend_over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """`src` over `dst`, both straight-alpha uint8 RGBA of one shape; returns a new array."""
+    sa = src[..., 3:].astype(np.float32) / 255.0
+    da = dst[..., 3:].astype(np.float32) / 255.0
+    below = da * (1.0 - sa)
+    out_a = sa + below
+    rgb = src[..., :3] * sa + dst[..., :3] * below
+    np.divide(rgb, out_a, out=rgb, where=out_a > 0)
+    out = np.empty_like(dst)
+    # Where both are fully transparent, keep dst's hidden colour rather than inventing black.
+    out[..., :3] = np.where(out_a > 0, np.clip(np.rint(rgb), 0, 255), dst[..., :3])
+    out[..., 3:] = np.rint(out_a * 255.0)
+    return out
+
+
+def frames(start: np.ndarray, layers: Iterable[StepLayer]) -> Iterator[np.ndarray]:
+    """Frames 1..N: each layer composited over the frames before it (copies)."""
+    frame = start.copy()
+    for layer in layers:
+        composite(frame, layer)
+        yield frame.copy()
+
+
+def thumbnail(frame: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """A small RGBA picture of `frame`, at most `side` px on its longer side."""
+    height, width = frame.shape[:2]
+    scale = side / max(width, height)
+    if scale >= 1:
+        return frame.copy()
+    image = Image.fromarray(frame, "RGBA")
+    factor = int(1 / scale)
+    if factor >= 2:
+        image = image.reduce(factor)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def crop_to_paint(pixels: np.ndarray, x: int, y: int) -> tuple[np.ndarray, int, int]:
+    """Trim fully transparent rows and columns; returns (pixels, x, y) of what is left."""
+    alpha = pixels[..., 3]
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if rows.size == 0:
+        return pixels[:0, :0], x, y
+    cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return pixels[top:bottom, left:right], x + int(left), y + int(top)

@@ -1,0 +1,173 @@
+"""`paintstep paint` as a person runs it: a real process, real files."""
+
+import json
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+from conftest import half_finished, photo
+from paintstep.cli import build_parser, main
+from paintstep.process import StepLayer, composite
+from paintstep.result import load_result
+from PIL import Image
+
+
+def save(path, rgba, mode=None):
+    image = Image.fromarray(rgba, "RGBA")
+    (image.convert(mode) if mode else image).save(path)
+    return str(path)
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "paintstep", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_writes_layers_frames_and_animations_that_agree(tmp_path):
+    target = photo("coffee", 120)
+    start = save(tmp_path / "start.png", half_finished(target))
+    goal = save(tmp_path / "target.png", target)
+    out = tmp_path / "out"
+    done = run("paint", start, "--target", goal, "--steps", 6, "--seed", 2, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "Painted 6 steps" in done.stdout
+
+    result = load_result(out)
+    assert result.complete and len(result.steps) == 6
+    frame = np.asarray(Image.open(start).convert("RGBA")).copy()
+    assert np.array_equal(result.start(), frame)
+    for k in range(1, 7):
+        composite(frame, result.layer(k))
+        assert np.array_equal(frame, result.frame(k))
+    assert np.abs(frame.astype(int) - target).max() <= 4
+
+    with Image.open(out / "process.gif") as gif:
+        assert gif.n_frames == 7
+    with av.open(str(out / "process.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) >= 7
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"] == "strokes" and manifest["seed"] == 2
+
+
+def test_layer_offsets_in_the_manifest_place_each_step(tmp_path):
+    main(
+        [
+            "paint",
+            save(tmp_path / "a.png", photo("astronaut", 96)),
+            "--steps",
+            "5",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
+    result = load_result(tmp_path / "out")
+    for entry in result.steps:
+        layer = Image.open(tmp_path / "out" / entry["layer"])
+        assert layer.size == (entry["width"], entry["height"])
+        assert 0 <= entry["x"] and entry["x"] + entry["width"] <= 96
+
+
+def test_sample_paints_the_bundled_picture(tmp_path):
+    assert main(["paint", "--sample", "--steps", "3", "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert load_result(tmp_path / "o").complete
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["paint", "--help"])
+    text = capsys.readouterr().out
+    paint = next(a for a in build_parser()._subparsers._actions if a.dest == "command")
+    for action in paint.choices["paint"]._actions:
+        for flag in action.option_strings:
+            assert flag in text
+        assert action.help and action.help != "==SUPPRESS=="
+    for word in ("START", "--target", "--steps", "--seed", "--mask", "--out"):
+        assert word in text
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "I;16", "I", "PA"])
+def test_grayscale_palette_sixteen_bit_and_alpha_pictures_are_painted(tmp_path, mode):
+    picture = photo("chelsea", 64)
+    if mode == "PA":
+        picture[:, :20, 3] = 0
+        path = tmp_path / "p.png"
+        Image.fromarray(picture, "RGBA").convert("P").save(path, transparency=0)
+    elif mode in ("I;16", "I"):
+        gray = np.asarray(Image.fromarray(picture).convert("L")).astype(np.uint16) * 257
+        path = tmp_path / ("p.png" if mode == "I;16" else "p.tif")
+        Image.fromarray(gray if mode == "I;16" else gray.astype(np.int32)).save(path)
+        with Image.open(path) as written:
+            assert written.mode in ("I;16", "I")
+    else:
+        path = save(tmp_path / "p.png", picture, mode)
+    out = tmp_path / "out"
+    assert main(["paint", str(path), "--steps", "3", "--out", str(out), "-q"]) == 0
+    assert load_result(out).complete
+
+
+def test_a_target_of_another_size_is_resized_with_a_notice(tmp_path):
+    start = save(tmp_path / "s.png", half_finished(photo("coffee", 90)))
+    target = save(tmp_path / "t.png", photo("coffee", 120))
+    done = run("paint", start, "--target", target, "--steps", 3, "--out", tmp_path / "o")
+    assert done.returncode == 0, done.stderr
+    assert "resized it to 90 x 60 px" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["missing.png"], "does not exist"),
+        (["text.png"], "not a picture Paintstep can read"),
+        (["ok.png", "--steps", "0"], "between 1 and 1000"),
+        (["ok.png", "--steps", "10000"], "between 1 and 1000"),
+        (["ok.png", "--mask", "black.png"], "mask is empty"),
+        (["huge.png"], "scale it down"),
+        (["ok.png", "--option", "detail=lots"], "must be a float"),
+        (["ok.png", "--option", "detail"], "NAME=VALUE"),
+        (["ok.png", "--out", "ok.png"], "is a file"),
+        (["ok.png", "--out", "busy"], "not a Paintstep result"),
+        ([], "Give the picture to paint"),
+    ],
+)
+def test_bad_input_gets_one_clear_sentence_and_leaves_nothing(tmp_path, args, says):
+    save(tmp_path / "ok.png", photo("coffee", 60))
+    (tmp_path / "text.png").write_text("not a picture")
+    save(tmp_path / "black.png", np.full((40, 60, 4), [0, 0, 0, 255], np.uint8))
+    Image.new("1", (40_000, 8)).save(tmp_path / "huge.png")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    done = subprocess.run(
+        [sys.executable, "-m", "paintstep", "paint", *args, "--out", "out"]
+        if "--out" not in args
+        else [sys.executable, "-m", "paintstep", "paint", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):
+    from paintstep.result import ResultWriter
+
+    start = photo("coffee", 40)
+    writer = ResultWriter(tmp_path / "o", start, {"engine": "strokes"})
+    writer.add(StepLayer(1, 0, 0, start[:4, :4]), start)
+    assert not load_result(tmp_path / "o").complete
+
+
+def test_painting_again_replaces_an_earlier_result(tmp_path):
+    picture = save(tmp_path / "p.png", photo("coffee", 60))
+    out = str(tmp_path / "o")
+    assert main(["paint", picture, "--steps", "5", "--out", out, "-q"]) == 0
+    assert main(["paint", picture, "--steps", "2", "--out", out, "-q"]) == 0
+    assert len(load_result(out).steps) == 2
+    assert len(list((tmp_path / "o" / "frames").iterdir())) == 3

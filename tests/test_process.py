@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+from paintstep.process import (
+    MAX_STEPS,
+    PaintError,
+    PaintRequest,
+    StepLayer,
+    blend_over,
+    composite,
+    crop_to_paint,
+    frames,
+    thumbnail,
+)
+
+
+def random_rgba(rng, shape, opaque=False):
+    pixels = rng.integers(0, 256, (*shape, 4), dtype=np.uint8)
+    if opaque:
+        pixels[..., 3] = 255
+    return pixels
+
+
+def reference_over(dst, src):
+    """Porter-Duff over on straight alpha, in float64, as any paint program does it."""
+    s, d = src / 255.0, dst / 255.0
+    sa, da = s[..., 3:], d[..., 3:]
+    out_a = sa + da * (1 - sa)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rgb = (s[..., :3] * sa + d[..., :3] * da * (1 - sa)) / out_a
+    rgb = np.where(out_a > 0, rgb, d[..., :3])
+    return np.concatenate([rgb, out_a], axis=-1) * 255
+
+
+def test_blend_over_is_normal_blending_to_eight_bit_rounding():
+    rng = np.random.default_rng(0)
+    dst, src = random_rgba(rng, (64, 64)), random_rgba(rng, (64, 64))
+    out = blend_over(dst, src)
+    assert np.abs(out.astype(float) - reference_over(dst, src)).max() <= 0.5 + 1e-6
+
+
+def test_opaque_paint_replaces_and_clear_paint_keeps():
+    rng = np.random.default_rng(1)
+    dst, src = random_rgba(rng, (8, 8)), random_rgba(rng, (8, 8))
+    src[:4, :, 3] = 255
+    src[4:, :, 3] = 0
+    out = blend_over(dst, src)
+    assert np.array_equal(out[:4], src[:4])
+    assert np.array_equal(out[4:], dst[4:])
+
+
+def test_composite_places_the_layer_at_its_offset():
+    frame = np.zeros((10, 20, 4), np.uint8)
+    frame[..., 3] = 255
+    paint = np.full((3, 4, 4), 200, np.uint8)
+    paint[..., 3] = 255
+    composite(frame, StepLayer(1, x=5, y=2, pixels=paint))
+    assert np.all(frame[2:5, 5:9, :3] == 200)
+    assert frame[..., 0].sum() == 200 * 12
+
+
+def test_a_layer_outside_the_canvas_is_refused():
+    frame = np.zeros((10, 10, 4), np.uint8)
+    with pytest.raises(PaintError, match="outside"):
+        composite(frame, StepLayer(1, x=8, y=8, pixels=np.zeros((4, 4, 4), np.uint8)))
+
+
+def test_frames_accumulate_layers_in_order():
+    start = np.zeros((4, 4, 4), np.uint8)
+    start[..., 3] = 255
+    red = np.zeros((4, 4, 4), np.uint8)
+    red[..., 0], red[..., 3] = 255, 255
+    blue = np.zeros((2, 2, 4), np.uint8)
+    blue[..., 2], blue[..., 3] = 255, 255
+    out = list(frames(start, [StepLayer(1, 0, 0, red), StepLayer(2, 1, 1, blue)]))
+    assert len(out) == 2
+    assert tuple(out[0][0, 0]) == (255, 0, 0, 255)
+    assert tuple(out[1][1, 1]) == (0, 0, 255, 255) and tuple(out[1][0, 0]) == (255, 0, 0, 255)
+    assert tuple(start[0, 0]) == (0, 0, 0, 255)
+
+
+def test_crop_to_paint_trims_clear_borders():
+    pixels = np.zeros((10, 10, 4), np.uint8)
+    pixels[3:5, 6:9, 3] = 9
+    cropped, x, y = crop_to_paint(pixels, 100, 200)
+    assert cropped.shape == (2, 3, 4) and (x, y) == (106, 203)
+    empty, _, _ = crop_to_paint(np.zeros((5, 5, 4), np.uint8), 0, 0)
+    assert empty.size == 0
+
+
+def test_thumbnail_keeps_proportions_and_small_frames():
+    frame = np.zeros((300, 1200, 4), np.uint8)
+    assert thumbnail(frame).shape == (64, 256, 4)
+    assert thumbnail(frame[:10, :20]).shape == (10, 20, 4)
+
+
+@pytest.mark.parametrize("steps", [0, -1, MAX_STEPS + 1, 10_000])
+def test_step_counts_out_of_range_are_refused(astronaut, steps):
+    with pytest.raises(PaintError, match=f"between 1 and {MAX_STEPS}"):
+        PaintRequest(astronaut, steps=steps).validate()
+
+
+def test_an_empty_mask_is_refused(astronaut):
+    mask = np.zeros(astronaut.shape[:2], bool)
+    with pytest.raises(PaintError, match="mask is empty"):
+        PaintRequest(astronaut, mask=mask).validate()
+
+
+def test_target_of_another_size_is_refused_by_the_model(astronaut):
+    with pytest.raises(PaintError, match="same size"):
+        PaintRequest(astronaut, target=astronaut[:50]).validate()
+
+
+def test_reconstruct_starts_on_paper(astronaut):
+    assert np.all(PaintRequest(astronaut).first_frame() == 255)
+    clear = astronaut.copy()
+    clear[:10, :10, 3] = 0
+    assert np.all(PaintRequest(clear).first_frame()[..., 3] == 0)
+    tinted = PaintRequest(astronaut, paper="#f4ecd8").first_frame()
+    assert tuple(tinted[0, 0]) == (0xF4, 0xEC, 0xD8, 255)
+    with pytest.raises(PaintError, match="paper"):
+        PaintRequest(astronaut, paper="plaid").validate()
+
+
+def test_semi_to_complete_starts_on_the_canvas(astronaut):
+    start = astronaut.copy()
+    start[:, 64:] = 0
+    request = PaintRequest(start, target=astronaut)
+    assert np.array_equal(request.first_frame(), start)
+    assert request.goal is astronaut

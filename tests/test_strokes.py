@@ -1,0 +1,152 @@
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from conftest import half_finished, photo
+from paintstep.engines import get_engine
+from paintstep.process import PaintError, PaintRequest, frames, thumbnail
+from paintstep.quality import changed_fraction, detail_error, psnr, structure_error
+
+
+def paint(request, cancel=None):
+    return list(get_engine("strokes").paint(request, cancel))
+
+
+def all_frames(request, layers):
+    return [request.first_frame()] + list(frames(request.first_frame(), layers))
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 16, 40])
+def test_delivers_exactly_the_steps_asked_for_in_order(astronaut, steps):
+    layers = paint(PaintRequest(astronaut, steps=steps, seed=3))
+    assert [layer.index for layer in layers] == list(range(1, steps + 1))
+    assert all(not layer.is_empty for layer in layers)
+
+
+def test_frames_are_the_layers_composited_and_end_on_the_picture(astronaut):
+    request = PaintRequest(astronaut, steps=12, seed=1)
+    layers = paint(request)
+    composited = all_frames(request, layers)
+    # Each step's thumbnail is of the engine's own frame k: the composite must give the same.
+    for layer, frame in zip(layers, composited[1:]):
+        assert np.array_equal(layer.thumbnail, thumbnail(frame))
+    assert psnr(composited[-1], astronaut) >= 30
+    assert psnr(composited[-2], astronaut) < 30  # it got there by painting, not at once
+
+
+def test_same_seed_same_process_other_seed_other_strokes(coffee):
+    first = paint(PaintRequest(coffee, steps=6, seed=7))
+    again = paint(PaintRequest(coffee, steps=6, seed=7))
+    other = paint(PaintRequest(coffee, steps=6, seed=8))
+    assert all(
+        np.array_equal(a.pixels, b.pixels) and a.bbox == b.bbox for a, b in zip(first, again)
+    )
+    assert any(
+        a.bbox != b.bbox or not np.array_equal(a.pixels, b.pixels) for a, b in zip(first, other)
+    )
+
+
+def test_large_shapes_come_first_and_details_last(astronaut):
+    request = PaintRequest(astronaut, steps=16, seed=2)
+    composited = all_frames(request, paint(request))
+    quarter = composited[4]
+    assert structure_error(quarter, astronaut) <= 0.4 * structure_error(composited[0], astronaut)
+    assert detail_error(quarter, astronaut) >= 0.3 * detail_error(composited[0], astronaut)
+
+
+def test_each_step_paints_part_of_the_canvas_not_all_of_it(astronaut):
+    request = PaintRequest(astronaut, steps=16, seed=2)
+    composited = all_frames(request, paint(request))
+    changed = [changed_fraction(a, b) for a, b in zip(composited, composited[1:])]
+    assert np.median(changed) <= 0.5
+
+
+def test_steps_carry_comparable_amounts_of_visible_brushwork(astronaut):
+    layers = paint(PaintRequest(astronaut, steps=16, seed=2))
+    paint_per_step = np.array([layer.pixels[..., 3].astype(float).sum() for layer in layers[:-1]])
+    assert paint_per_step.max() <= 4 * np.median(paint_per_step)
+    assert paint_per_step.min() >= np.median(paint_per_step) / 4
+    # Semi-opaque marks with varied colour, not flat fills.
+    early = layers[1].pixels
+    partial = (early[..., 3] > 0) & (early[..., 3] < 255)
+    assert partial.mean() > 0.05
+    colours = early[early[..., 3] > 0][:, :3]
+    assert len(np.unique(colours, axis=0)) > 20
+
+
+def test_finished_parts_of_a_half_finished_canvas_stay_untouched():
+    target = photo("astronaut", 128)
+    start = half_finished(target)
+    request = PaintRequest(start, target=target, steps=10, seed=4)
+    composited = all_frames(request, paint(request))
+    left = slice(0, target.shape[1] // 2)
+    for frame in composited:
+        assert np.any(frame[:, left] != start[:, left], axis=2).mean() <= 0.01
+    assert psnr(composited[-1], target) >= 30
+    assert changed_fraction(composited[0], composited[-1]) > 0.2
+
+
+def test_paints_only_inside_the_mask(coffee):
+    mask = np.zeros(coffee.shape[:2], bool)
+    mask[20:70, 30:90] = True
+    request = PaintRequest(coffee, mask=mask, steps=5, seed=0)
+    composited = all_frames(request, paint(request))
+    paper = composited[0]
+    for frame in composited[1:]:
+        assert np.array_equal(frame[~mask], paper[~mask])
+    assert psnr(composited[-1][20:70, 30:90], coffee[20:70, 30:90]) >= 30
+
+
+def test_a_transparent_canvas_is_rebuilt_from_transparent_paper():
+    canvas = photo("coffee", 96)
+    yy, xx = np.mgrid[: canvas.shape[0], : canvas.shape[1]]
+    canvas[..., 3] = np.where((xx - 48) ** 2 + (yy - 32) ** 2 < 28**2, 255, 0)
+    canvas[..., 3][(xx > 70) & (yy > 40)] = 128
+    request = PaintRequest(canvas, steps=6, seed=0)
+    layers = paint(request)
+    composited = all_frames(request, layers)
+    assert np.all(composited[0][..., 3] == 0)
+    alpha_error = np.abs(composited[-1][..., 3].astype(int) - canvas[..., 3])
+    assert alpha_error.max() <= 4
+    assert psnr(composited[-1], canvas) >= 30
+
+
+def test_nothing_to_paint_is_said_plainly(coffee):
+    with pytest.raises(PaintError, match="nothing left to paint"):
+        paint(PaintRequest(coffee, target=coffee.copy(), steps=4))
+
+
+def test_unknown_option_and_bad_value_are_refused(coffee):
+    with pytest.raises(PaintError, match="no option colour"):
+        paint(PaintRequest(coffee, steps=2, options={"colour": 1}))
+    with pytest.raises(PaintError, match="at most"):
+        paint(PaintRequest(coffee, steps=2, options={"opacity": 3}))
+
+
+def test_the_detail_option_sets_how_fine_the_brushwork_gets(coffee):
+    def brushwork(detail):
+        layers = paint(PaintRequest(coffee, steps=4, options={"detail": detail}))
+        return sum(int((layer.pixels[..., 3] > 0).sum()) for layer in layers)
+
+    assert brushwork(2.0) > 1.1 * brushwork(0.5)
+
+
+def test_cancel_stops_within_one_step(astronaut):
+    cancel = threading.Event()
+    got = []
+    for layer in get_engine("strokes").paint(PaintRequest(astronaut, steps=20), cancel):
+        got.append(layer)
+        if len(got) == 3:
+            cancel.set()
+    assert len(got) == 3
+
+
+def test_default_path_never_imports_torch():
+    code = (
+        "import sys, paintstep, paintstep.cli, paintstep.engines;"
+        "paintstep.engines.get_engine('strokes');"
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

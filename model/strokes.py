@@ -29,10 +29,7 @@ from PIL import Image, ImageFilter
 
 from .brush import (
     Strokes,
-    draw_strokes_masked,
-    mask_image,
     premultiply,
-    raster_surface,
     render_layer,
     unpremultiply,
 )
@@ -99,64 +96,168 @@ def paint_process(
             "The canvas already matches the target everywhere it may be painted, so there is "
             "nothing left to paint; give a different target or a larger mask."
         )
-    rng = np.random.default_rng(request.seed)
-    plan = plan_process(frame, goal, paintable, settings, rng, cancel)
-    if cancel.is_set():
-        return
-    bounds = split_by_paint(plan.amounts, request.steps)
     height, width = frame.shape[:2]
-    for index in range(1, request.steps + 1):
+    radii = brush_radii(width, height, settings.detail, request.steps)
+    shares = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
+    painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
+    left, index = request.steps, 0
+    for level, radius in enumerate(radii):
         if cancel.is_set():
             return
-        items = plan.items[bounds[index - 1] : bounds[index]]
-        batch = plan.strokes.take(items[items >= 0])
-        areas = -1 - items[items < 0]
-        last = index == request.steps
-        x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
-        if areas.size:
-            x0, y0, x1, y1 = union(
-                (x0, y0, x1, y1) if len(batch) else None, plan.area_bounds(areas)
-            )
-        window = (slice(y0, y1), slice(x0, x1))
-        layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
-        layer = fit_layer(layer, frame[window], goal[window], paintable[window])
-        # Details are finished area by area as the finest brush passes; the last step finishes
-        # whatever is left anywhere.
-        finish = paintable[window].copy()
-        if not last:
-            finish &= np.isin(plan.areas[window], areas)
-        if finish.any():
-            layer = finish_layer(layer, frame[window], goal[window], finish, settings.tolerance)
-        pixels, x, y = crop_to_paint(layer, x0, y0)
-        step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
-        composite(frame, step)
-        yield StepLayer(index, x, y, step.pixels, thumbnail(frame))
+        finest = level == len(radii) - 1
+        plan = painter.plan(radius, finest)
+        # Each level gets steps in proportion to the paint it is expected to lay down, and
+        # keeps one for every finer level; the finest takes what is left.
+        count = left if finest else allocate(left, shares[level:], len(plan.items))
+        bounds = split_by_paint(plan.amounts, count)
+        for run in range(count):
+            if cancel.is_set():
+                return
+            index += 1
+            items = plan.items[bounds[run] : bounds[run + 1]]
+            yield painter.paint(plan, items, index, last=index == request.steps)
+        left -= count
+
+
+def allocate(left: int, shares: list[float], available: int) -> int:
+    """Steps for the level whose expected paint is shares[0], out of `left`."""
+    if available == 0:
+        return 0
+    later = len(shares) - 1
+    wanted = round(left * shares[0] / max(sum(shares), 1e-9))
+    return int(max(1, min(wanted, left - later, available)))
+
+
+def estimate_shares(
+    frame: np.ndarray,
+    goal: np.ndarray,
+    paintable: np.ndarray,
+    radii: list[float],
+    settings: Settings,
+    seed: int,
+) -> list[float]:
+    """How much paint each brush size lays down, from a quick run at a small size.
+
+    The finest size's share includes the finishing. Shares are fractions of the paintable area.
+    """
+    height, width = frame.shape[:2]
+    scale = min(1.0, ESTIMATE_SIDE / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if scale < 1:
+        frame = np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BOX))
+        goal = np.asarray(Image.fromarray(goal).resize(size, Image.Resampling.BOX))
+        small = Image.fromarray(paintable.astype(np.uint8) * 255).resize(size)
+        paintable = np.asarray(small) > 127
+    area = max(int(paintable.sum()), 1)
+    painter = Painter(frame, goal, paintable, settings, np.random.default_rng(seed), preview=True)
+    shares = []
+    for level, radius in enumerate(radii):
+        finest = level == len(radii) - 1
+        plan = painter.plan(radius * scale, finest)
+        before = painter.frame.copy()
+        painter.paint(plan, plan.items, 0, last=finest)
+        shares.append(np.count_nonzero(np.any(painter.frame != before, axis=2)) / area)
+    return shares
+
+
+ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's share of paint
 
 
 @dataclass
-class Plan:
-    """The whole process in painting order: brush strokes, and where details get finished.
+class LevelPlan:
+    """One brush size's part of the process, in painting order.
 
     items[i] >= 0 is a stroke (an index into strokes); items[i] < 0 finishes area -1 - items[i]
-    of the `areas` map. amounts[i] is how much paint item i lays down.
+    of the painter's area map. amounts[i] is how much paint item i lays down.
     """
 
     strokes: Strokes
-    areas: np.ndarray
     items: np.ndarray
     amounts: np.ndarray
 
-    def area_bounds(self, areas: np.ndarray) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) around the given areas."""
-        rows = np.flatnonzero(np.isin(self.areas, areas).any(axis=1))
-        cols = np.flatnonzero(np.isin(self.areas[rows[0] : rows[-1] + 1], areas).any(axis=0))
-        return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+class Painter:
+    """The canvas as the process paints it, and how each step is planned and painted."""
+
+    def __init__(
+        self,
+        frame: np.ndarray,
+        goal: np.ndarray,
+        paintable: np.ndarray,
+        settings: Settings,
+        rng: np.random.Generator,
+        preview: bool = False,
+    ) -> None:
+        self.frame = frame.copy()
+        self.goal = goal
+        self.goal_pm = premultiply(goal)
+        self.paintable = paintable
+        self.settings = settings
+        self.rng = rng
+        self.preview = preview
+        height, width = frame.shape[:2]
+        self.areas = finishing_areas(width, height, rng)
+
+    def plan(self, radius: float, finest: bool) -> LevelPlan:
+        canvas = premultiply(self.frame)
+        reference = blur(self.goal_pm, radius)
+        strokes = plan_level(canvas, reference, self.paintable, radius, self.settings, self.rng)
+        if not finest:
+            strokes = strokes.take(painting_order(strokes, self.rng))
+            return LevelPlan(strokes, np.arange(len(strokes)), strokes.paint_amount())
+        # The finest strokes go area by area; each area is finished right after its last stroke,
+        # at a cost guessed from what is still off before them.
+        height, width = self.paintable.shape
+        off = colour_distance(canvas, self.goal_pm) * 255 > self.settings.tolerance
+        off &= self.paintable
+        todo = np.bincount(self.areas[off], minlength=AREAS).astype(np.float64)
+        present = np.flatnonzero(np.bincount(self.areas[self.paintable], minlength=AREAS))
+        start = strokes.points[:, 0]
+        stroke_area = self.areas[
+            np.clip(np.rint(start[:, 1]).astype(np.int64), 0, height - 1),
+            np.clip(np.rint(start[:, 0]).astype(np.int64), 0, width - 1),
+        ]
+        keys = np.concatenate([stroke_area + self.rng.uniform(0, 2.5, len(strokes)), present + 2.5])
+        items = np.concatenate([np.arange(len(strokes)), -1 - present])
+        amounts = np.concatenate([strokes.paint_amount(), todo[present]])
+        order = np.argsort(keys, kind="stable")
+        return LevelPlan(strokes, items[order], amounts[order])
+
+    def paint(self, plan: LevelPlan, items: np.ndarray, index: int, last: bool) -> StepLayer:
+        """Paint these items as step `index`; the last step also finishes all that is left."""
+        height, width = self.paintable.shape
+        batch = plan.strokes.take(items[items >= 0])
+        areas = -1 - items[items < 0]
+        x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
+        if areas.size and not last:
+            x0, y0, x1, y1 = union((x0, y0, x1, y1), area_bounds(self.areas, areas))
+        window = (slice(y0, y1), slice(x0, x1))
+        frame = self.frame[window]
+        layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
+        layer = fit_layer(layer, frame, self.goal[window], self.paintable[window])
+        finish = self.paintable[window]
+        if not last:
+            finish = finish & np.isin(self.areas[window], areas)
+        if finish.any():
+            layer = finish_layer(layer, frame, self.goal[window], finish, self.settings.tolerance)
+        pixels, x, y = crop_to_paint(layer, x0, y0)
+        step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
+        composite(self.frame, step)
+        if self.preview:
+            return step
+        return StepLayer(index, x, y, step.pixels, thumbnail(self.frame))
 
 
-def union(
-    a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int]
-) -> tuple[int, int, int, int]:
-    if a is None or a[0] == a[2] or a[1] == a[3]:
+def area_bounds(area_map: np.ndarray, areas: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) around the given areas of the map."""
+    inside = np.isin(area_map, areas)
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    if a[0] == a[2] or a[1] == a[3]:
         return b
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
@@ -178,65 +279,22 @@ def paintable_region(
     return paintable
 
 
-def brush_radii(width: int, height: int, detail: float) -> list[float]:
-    """Brush radii from the largest (blocking in) to the smallest (details), halving each time."""
+def brush_radii(width: int, height: int, detail: float, steps: int) -> list[float]:
+    """Brush radii from the largest (blocking in) to the smallest (details), halving each time.
+
+    Every brush gets a step of its own, so with fewer steps than brushes some are left out,
+    keeping the largest and the smallest.
+    """
     longest = max(width, height)
     largest = max(2.0, longest / 16)
     smallest = max(1.0, longest / 512) / detail
     radii = [largest]
     while radii[-1] / 2 >= smallest * 0.75:
         radii.append(radii[-1] / 2)
+    if steps < len(radii):
+        keep = np.unique(np.rint(np.linspace(0, len(radii) - 1, steps)).astype(int))
+        radii = [radii[i] for i in keep]
     return radii
-
-
-def plan_process(
-    frame: np.ndarray,
-    goal: np.ndarray,
-    paintable: np.ndarray,
-    settings: Settings,
-    rng: np.random.Generator,
-    cancel: threading.Event,
-) -> Plan:
-    """All strokes of the process in painting order, coarse to fine, and the finishing."""
-    height, width = frame.shape[:2]
-    radii = brush_radii(width, height, settings.detail)
-    canvas = premultiply(frame).copy()
-    goal_pm = premultiply(goal)
-    surface = raster_surface(canvas)
-    mask = mask_image(paintable)
-    areas = finishing_areas(width, height, rng)
-    batches = []
-    for level, radius in enumerate(radii[:-1]):
-        if cancel.is_set():
-            break
-        strokes = plan_level(canvas, blur(goal_pm, radius), paintable, radius, settings, rng)
-        batches.append(strokes.take(painting_order(strokes, level, rng)))
-        # Paint this level on the planning canvas so that the next, finer one sees what is left.
-        draw_strokes_masked(surface, strokes, mask)
-    before = sum(len(b) for b in batches)
-    finest = plan_level(canvas, blur(goal_pm, radii[-1]), paintable, radii[-1], settings, rng, True)
-    strokes = Strokes.concat(batches + [finest])
-    amounts = strokes.paint_amount()
-
-    # The finest strokes go area by area; each area is finished right after its last stroke.
-    # What finishing will cost is guessed from what is still off before the finest strokes.
-    off = colour_distance(canvas, goal_pm) * 255 > settings.tolerance
-    off &= paintable
-    todo = np.bincount(areas[off], minlength=AREAS).astype(np.float64)
-    present = np.flatnonzero(np.bincount(areas[paintable], minlength=AREAS))
-    start = finest.points[:, 0]
-    stroke_area = areas[
-        np.clip(np.rint(start[:, 1]).astype(np.int64), 0, height - 1),
-        np.clip(np.rint(start[:, 0]).astype(np.int64), 0, width - 1),
-    ]
-    keys = np.concatenate([stroke_area + rng.uniform(0, 2.5, len(finest)), present + 2.5])
-    labels = np.concatenate([before + np.arange(len(finest)), -1 - present])
-    tail = labels[np.argsort(keys, kind="stable")]
-    items = np.concatenate([np.arange(before), tail])
-    tail_amounts = np.where(
-        tail >= 0, amounts[np.maximum(tail, 0)], todo[-1 - np.minimum(tail, -1)]
-    )
-    return Plan(strokes, areas, items, np.concatenate([amounts[:before], tail_amounts]))
 
 
 AREA_GRID = 16  # the canvas is finished in AREA_GRID x AREA_GRID irregular areas
@@ -280,7 +338,7 @@ def plan_level(
     seen = blur(canvas, radius)
     scale_error = colour_distance(seen, reference)
     scale_error *= paintable
-    starts = worst_cells(error, scale_error, max(2, int(round(radius))), settings.threshold)
+    starts = worst_cells(error, scale_error, max(2, int(round(2 * radius))), settings.threshold)
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
     rgba = np.concatenate(
         [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1
@@ -298,7 +356,7 @@ def plan_level(
     opacity = opacity * color[:, 3]
     rgba = np.concatenate([straight, opacity[:, None]], axis=1).astype(np.float32)
     strokes = Strokes(points, count, rgba, np.full(len(starts), radius, np.float32))
-    return strokes.take(improves(strokes, seen, reference))
+    return strokes.take(np.flatnonzero(improvement(strokes, canvas, reference) > 0))
 
 
 def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -310,22 +368,38 @@ def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.nd
     return (image[iy, ix] * used[..., None]).sum(axis=1) / count[:, None]
 
 
-def improves(strokes: Strokes, seen: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Which strokes bring the canvas, seen at their brush's scale, closer to the reference.
+def improvement(strokes: Strokes, canvas: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """How much each stroke brings the canvas closer to the reference.
 
-    Judged along each stroke's path; a painter does not lay a brushful that makes things worse.
+    Judged along each stroke's path and along both of its edges, so that a wide stroke across a
+    sharp change of colour counts what it smears: a painter does not lay a brushful that makes
+    things worse (<= 0).
     """
-    height, width = seen.shape[:2]
-    ix = np.clip(np.rint(strokes.points[..., 0]).astype(np.int64), 0, width - 1)
-    iy = np.clip(np.rint(strokes.points[..., 1]).astype(np.int64), 0, height - 1)
-    wanted = reference[iy, ix].astype(np.float32)
-    before = seen[iy, ix].astype(np.float32)
-    alpha = strokes.color[:, 3]
-    paint = np.concatenate([strokes.color[:, :3] * alpha[:, None], alpha[:, None]], 1) * 255
-    after = alpha[:, None, None] * paint[:, None, :] + (1 - alpha[:, None, None]) * before
-    gain = np.linalg.norm(wanted - before, axis=2) - np.linalg.norm(wanted - after, axis=2)
-    used = np.arange(gain.shape[1])[None, :] < strokes.count[:, None]
-    return np.flatnonzero((gain * used).sum(axis=1) > 0)
+    height, width = canvas.shape[:2]
+    points = strokes.points
+    heading = np.diff(points, axis=1, append=points[:, -1:] + points[:, -1:] - points[:, -2:-1])
+    if points.shape[1] == 1:
+        heading = np.zeros_like(points)
+        heading[..., 0] = 1
+    heading /= np.maximum(np.linalg.norm(heading, axis=2, keepdims=True), 1e-6)
+    across = (
+        np.stack([-heading[..., 1], heading[..., 0]], axis=2)
+        * (0.7 * strokes.radius)[:, None, None]
+    )
+    alpha = strokes.color[:, 3:]
+    paint = np.concatenate([strokes.color[:, :3] * alpha, alpha], axis=1)[:, None, :] * 255
+    used = np.arange(points.shape[1])[None, :] < strokes.count[:, None]
+    gain = np.zeros(len(strokes), np.float32)
+    for offset in (0.0, 1.0, -1.0):
+        where = points + offset * across
+        ix = np.clip(np.rint(where[..., 0]).astype(np.int64), 0, width - 1)
+        iy = np.clip(np.rint(where[..., 1]).astype(np.int64), 0, height - 1)
+        wanted = reference[iy, ix].astype(np.float32)
+        before = canvas[iy, ix].astype(np.float32)
+        after = paint + (1 - alpha[:, None, :]) * before
+        better = np.linalg.norm(wanted - before, axis=2) - np.linalg.norm(wanted - after, axis=2)
+        gain += (better * used).sum(axis=1)
+    return gain
 
 
 def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -418,10 +492,29 @@ def trace_strokes(
     return points, count
 
 
-def painting_order(strokes: Strokes, level: int, rng: np.random.Generator) -> np.ndarray:
-    """Blocking in goes from dark to light, one family of tones at a time, over the whole canvas."""
-    tone = strokes.color[:, :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.argsort(tone + rng.uniform(0, 0.15, len(strokes)), kind="stable")
+def painting_order(strokes: Strokes, rng: np.random.Generator, groups: int = 12) -> np.ndarray:
+    """The order a painter lays one brush size down in: shape by shape, dark to light.
+
+    Strokes are grouped by where they are and what colour they carry (k-means), so that a group
+    is one patch of one colour, the way a painter blocks in the background, then the cup; groups
+    go from dark to light, strokes within a group in random order.
+    """
+    n = len(strokes)
+    groups = min(groups, n)
+    if groups < 2:
+        return rng.permutation(n)
+    scale = max(float(np.ptp(strokes.points[:, 0], axis=0).max()), 1.0)
+    features = np.concatenate([strokes.points[:, 0] * 2 / scale, strokes.color[:, :3]], axis=1)
+    centres = features[rng.choice(n, groups, replace=False)]
+    for _ in range(8):
+        distance = ((features[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        label = distance.argmin(axis=1)
+        sizes = np.bincount(label, minlength=groups)
+        sums = np.stack([np.bincount(label, features[:, i], groups) for i in range(5)], axis=1)
+        centres = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], centres)
+    tone = centres[:, 2:] @ np.array([0.299, 0.587, 0.114])
+    rank = np.argsort(np.argsort(tone))
+    return np.argsort(rank[label] + rng.uniform(0, 0.999, n), kind="stable")
 
 
 def hilbert_index(x: np.ndarray, y: np.ndarray, side: int) -> np.ndarray:

@@ -18,7 +18,7 @@ def photo(name: str = "astronaut", width: int = 128) -> np.ndarray:
 def half_finished(target: np.ndarray) -> np.ndarray:
     """The target with its right half replaced by a blurred block-in, as a painter leaves it."""
     width = target.shape[1]
-    sigma = max(2.0, width / 32)
+    sigma = max(2.0, width / 16)
     blurred = np.asarray(Image.fromarray(target).filter(ImageFilter.GaussianBlur(sigma)))
     start = target.copy()
     start[:, width // 2 :] = blurred[:, width // 2 :]

@@ -132,6 +132,8 @@ def draw_strokes_masked(surface: skia.Surface, strokes: Strokes, mask: skia.Imag
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:
+    if rgba[..., 3].min(initial=255) == 255:
+        return rgba  # opaque: already premultiplied
     return np.asarray(Image.fromarray(rgba, "RGBA").convert("RGBa"))
 
 

@@ -333,12 +333,12 @@ def plan_level(
     """
     # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
     # already right in its large shapes gets no big strokes, only the detail it lacks.
+    size = max(2, int(round(2 * radius)))
+    seen = colour_distance(box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size))
+    seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
     error = colour_distance(canvas, reference)
     error *= paintable
-    seen = blur(canvas, radius)
-    scale_error = colour_distance(seen, reference)
-    scale_error *= paintable
-    starts = worst_cells(error, scale_error, max(2, int(round(2 * radius))), settings.threshold)
+    starts = worst_cells(error, seen > settings.threshold, size)
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
     rgba = np.concatenate(
         [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1
@@ -413,12 +413,15 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return distance
 
 
-def worst_cells(
-    error: np.ndarray, scale_error: np.ndarray, size: int, threshold: float
-) -> np.ndarray:
-    """(x, y) of the worst pixel of each cell whose mean error at the brush's scale is too high."""
+def box_reduce(image: np.ndarray, mode: str, size: int) -> np.ndarray:
+    """The mean of each size x size cell (cells at the edges cover what is left)."""
+    return np.asarray(Image.fromarray(image, mode).reduce(size))
+
+
+def worst_cells(error: np.ndarray, wanted: np.ndarray, size: int) -> np.ndarray:
+    """(x, y) of the worst pixel of each size x size cell where `wanted` (one per cell) is true."""
     cells = grid_cells(error, size)
-    chosen = np.argwhere(grid_cells(scale_error, size).mean(axis=2) > threshold)
+    chosen = np.argwhere(wanted)
     worst = cells[chosen[:, 0], chosen[:, 1]].argmax(axis=1)
     y = chosen[:, 0] * size + worst // size
     x = chosen[:, 1] * size + worst % size
@@ -604,5 +607,14 @@ def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def blur(image: np.ndarray, radius: float) -> np.ndarray:
-    """The goal as a brush of this radius sees it."""
-    return np.asarray(Image.fromarray(image, "RGBa").filter(ImageFilter.GaussianBlur(radius / 2)))
+    """The goal as a brush of this radius sees it: blurred by half the radius.
+
+    Wide blurs run on a reduced copy and are scaled back up, which looks the same and is fast.
+    """
+    picture = Image.fromarray(image, "RGBa")
+    sigma = radius / 2
+    factor = int(sigma // 2)
+    if factor < 2:
+        return np.asarray(picture.filter(ImageFilter.GaussianBlur(sigma)))
+    small = picture.reduce(factor).filter(ImageFilter.GaussianBlur(sigma / factor))
+    return np.asarray(small.resize(picture.size, Image.Resampling.BILINEAR))

@@ -38,6 +38,14 @@ def test_blend_over_is_normal_blending_to_eight_bit_rounding():
     assert np.abs(out.astype(float) - reference_over(dst, src)).max() <= 0.5 + 1e-6
 
 
+def test_blending_over_an_opaque_canvas_rounds_exactly():
+    rng = np.random.default_rng(2)
+    dst, src = random_rgba(rng, (128, 128), opaque=True), random_rgba(rng, (128, 128))
+    out = blend_over(dst, src)
+    assert np.abs(out.astype(float) - reference_over(dst, src)).max() <= 0.5 + 1e-6
+    assert np.all(out[..., 3] == 255)
+
+
 def test_opaque_paint_replaces_and_clear_paint_keeps():
     rng = np.random.default_rng(1)
     dst, src = random_rgba(rng, (8, 8)), random_rgba(rng, (8, 8))

@@ -37,6 +37,9 @@ from .brush import (
 MAX_POINTS = 12  # control points per stroke, one brush radius apart
 MIN_POINTS = 3
 CURVATURE = 0.7  # 1 follows the contours exactly, lower values smooth the strokes
+# A stroke is laid only when it brings the canvas closer to the goal by at least this share of
+# what it changes: a painter does not churn a passage that is nearly right.
+WORTH = 0.3
 COLOUR_LIMIT = 0.4  # a stroke ends where the goal's colour is this far (0-2) from its own
 
 
@@ -97,7 +100,7 @@ def paint_process(
             "nothing left to paint; give a different target or a larger mask."
         )
     height, width = frame.shape[:2]
-    radii = brush_radii(width, height, settings.detail, request.steps)
+    radii = brush_radii(width, height, settings.detail)
     shares = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
     left, index = request.steps, 0
@@ -105,10 +108,14 @@ def paint_process(
         if cancel.is_set():
             return
         finest = level == len(radii) - 1
+        # Each brush size gets steps in proportion to the paint it is expected to lay down,
+        # and always leaves one for the finest; a size worth less than half a step is left out.
+        count = left if finest else allocate(left, shares[level:])
+        if count == 0:
+            continue
         plan = painter.plan(radius, finest)
-        # Each level gets steps in proportion to the paint it is expected to lay down, and
-        # keeps one for every finer level; the finest takes what is left.
-        count = left if finest else allocate(left, shares[level:], len(plan.items))
+        if not finest:
+            count = min(count, len(plan.items))
         bounds = split_by_paint(plan.amounts, count)
         for run in range(count):
             if cancel.is_set():
@@ -119,13 +126,12 @@ def paint_process(
         left -= count
 
 
-def allocate(left: int, shares: list[float], available: int) -> int:
-    """Steps for the level whose expected paint is shares[0], out of `left`."""
-    if available == 0:
+def allocate(left: int, shares: list[float]) -> int:
+    """Steps for the brush size whose expected paint is shares[0], out of `left`."""
+    wanted = left * shares[0] / max(sum(shares), 1e-9)
+    if wanted < 0.5 or left < 2:
         return 0
-    later = len(shares) - 1
-    wanted = round(left * shares[0] / max(sum(shares), 1e-9))
-    return int(max(1, min(wanted, left - later, available)))
+    return int(max(1, min(round(wanted), left - 1)))
 
 
 def estimate_shares(
@@ -138,7 +144,10 @@ def estimate_shares(
 ) -> list[float]:
     """How much paint each brush size lays down, from a quick run at a small size.
 
-    The finest size's share includes the finishing. Shares are fractions of the paintable area.
+    Shares are the fractions of the paintable area each size paints; the finest size's includes
+    the finishing. A size gets no share (0) when the next smaller brush gets the picture closer
+    to the goal for each pixel it paints: on a canvas already blocked in, big brushes would only
+    churn what the artist did.
     """
     height, width = frame.shape[:2]
     scale = min(1.0, ESTIMATE_SIDE / max(width, height))
@@ -150,13 +159,21 @@ def estimate_shares(
         paintable = np.asarray(small) > 127
     area = max(int(paintable.sum()), 1)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(seed), preview=True)
-    shares = []
+    coverage, progress = [], []
     for level, radius in enumerate(radii):
         finest = level == len(radii) - 1
         plan = painter.plan(radius * scale, finest)
         before = painter.frame.copy()
+        distance = colour_distance(premultiply(before), painter.goal_pm)
         painter.paint(plan, plan.items, 0, last=finest)
-        shares.append(np.count_nonzero(np.any(painter.frame != before, axis=2)) / area)
+        changed = np.any(painter.frame != before, axis=2)
+        distance -= colour_distance(premultiply(painter.frame), painter.goal_pm)
+        coverage.append(np.count_nonzero(changed) / area)
+        progress.append(float(distance.sum()) / max(np.count_nonzero(changed), 1))
+    shares = coverage[:]
+    for level in range(len(radii) - 2):
+        if progress[level] < progress[level + 1]:
+            shares[level] = 0.0
     return shares
 
 
@@ -201,9 +218,11 @@ class Painter:
     def plan(self, radius: float, finest: bool) -> LevelPlan:
         canvas = premultiply(self.frame)
         reference = blur(self.goal_pm, radius)
-        strokes = plan_level(canvas, reference, self.paintable, radius, self.settings, self.rng)
+        strokes, gain = plan_level(
+            canvas, reference, self.paintable, radius, self.settings, self.rng, finest
+        )
         if not finest:
-            strokes = strokes.take(painting_order(strokes, self.rng))
+            strokes = strokes.take(painting_order(strokes, gain, self.rng))
             return LevelPlan(strokes, np.arange(len(strokes)), strokes.paint_amount())
         # The finest strokes go area by area; each area is finished right after its last stroke,
         # at a cost guessed from what is still off before them.
@@ -279,21 +298,14 @@ def paintable_region(
     return paintable
 
 
-def brush_radii(width: int, height: int, detail: float, steps: int) -> list[float]:
-    """Brush radii from the largest (blocking in) to the smallest (details), halving each time.
-
-    Every brush gets a step of its own, so with fewer steps than brushes some are left out,
-    keeping the largest and the smallest.
-    """
+def brush_radii(width: int, height: int, detail: float) -> list[float]:
+    """Brush radii from the largest (blocking in) to the smallest (details), halving each time."""
     longest = max(width, height)
     largest = max(2.0, longest / 16)
     smallest = max(1.0, longest / 512) / detail
     radii = [largest]
     while radii[-1] / 2 >= smallest * 0.75:
         radii.append(radii[-1] / 2)
-    if steps < len(radii):
-        keep = np.unique(np.rint(np.linspace(0, len(radii) - 1, steps)).astype(int))
-        radii = [radii[i] for i in keep]
     return radii
 
 
@@ -326,8 +338,9 @@ def plan_level(
     settings: Settings,
     rng: np.random.Generator,
     finest: bool = False,
-) -> Strokes:
-    """Strokes of one brush size, wherever the canvas is still far from the reference.
+) -> tuple[Strokes, np.ndarray]:
+    """Strokes of one brush size, wherever the canvas is still far from the reference, and how
+    much closer each brings it.
 
     The finest brush paints opaque and true to the goal, as details are finished.
     """
@@ -356,7 +369,9 @@ def plan_level(
     opacity = opacity * color[:, 3]
     rgba = np.concatenate([straight, opacity[:, None]], axis=1).astype(np.float32)
     strokes = Strokes(points, count, rgba, np.full(len(starts), radius, np.float32))
-    return strokes.take(np.flatnonzero(improvement(strokes, canvas, reference) > 0))
+    gain, change = improvement(strokes, canvas, reference)
+    keep = np.flatnonzero(gain > WORTH * change)
+    return strokes.take(keep), gain[keep]
 
 
 def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -368,12 +383,13 @@ def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.nd
     return (image[iy, ix] * used[..., None]).sum(axis=1) / count[:, None]
 
 
-def improvement(strokes: Strokes, canvas: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """How much each stroke brings the canvas closer to the reference.
+def improvement(
+    strokes: Strokes, canvas: np.ndarray, reference: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How much each stroke brings the canvas closer to the reference, and how much it changes.
 
     Judged along each stroke's path and along both of its edges, so that a wide stroke across a
-    sharp change of colour counts what it smears: a painter does not lay a brushful that makes
-    things worse (<= 0).
+    sharp change of colour counts what it smears.
     """
     height, width = canvas.shape[:2]
     points = strokes.points
@@ -390,6 +406,7 @@ def improvement(strokes: Strokes, canvas: np.ndarray, reference: np.ndarray) -> 
     paint = np.concatenate([strokes.color[:, :3] * alpha, alpha], axis=1)[:, None, :] * 255
     used = np.arange(points.shape[1])[None, :] < strokes.count[:, None]
     gain = np.zeros(len(strokes), np.float32)
+    change = np.zeros(len(strokes), np.float32)
     for offset in (0.0, 1.0, -1.0):
         where = points + offset * across
         ix = np.clip(np.rint(where[..., 0]).astype(np.int64), 0, width - 1)
@@ -399,7 +416,8 @@ def improvement(strokes: Strokes, canvas: np.ndarray, reference: np.ndarray) -> 
         after = paint + (1 - alpha[:, None, :]) * before
         better = np.linalg.norm(wanted - before, axis=2) - np.linalg.norm(wanted - after, axis=2)
         gain += (better * used).sum(axis=1)
-    return gain
+        change += (np.linalg.norm(after - before, axis=2) * used).sum(axis=1)
+    return gain, change
 
 
 def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -495,12 +513,14 @@ def trace_strokes(
     return points, count
 
 
-def painting_order(strokes: Strokes, rng: np.random.Generator, groups: int = 12) -> np.ndarray:
-    """The order a painter lays one brush size down in: shape by shape, dark to light.
+def painting_order(
+    strokes: Strokes, gain: np.ndarray, rng: np.random.Generator, groups: int = 12
+) -> np.ndarray:
+    """The order a painter lays one brush size down in: shape by shape, what matters most first.
 
     Strokes are grouped by where they are and what colour they carry (k-means), so that a group
-    is one patch of one colour, the way a painter blocks in the background, then the cup; groups
-    go from dark to light, strokes within a group in random order.
+    is one patch of one colour, the way a painter blocks in the background, then the cup. Groups
+    go in order of how much closer they bring the picture; strokes within a group at random.
     """
     n = len(strokes)
     groups = min(groups, n)
@@ -515,8 +535,8 @@ def painting_order(strokes: Strokes, rng: np.random.Generator, groups: int = 12)
         sizes = np.bincount(label, minlength=groups)
         sums = np.stack([np.bincount(label, features[:, i], groups) for i in range(5)], axis=1)
         centres = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], centres)
-    tone = centres[:, 2:] @ np.array([0.299, 0.587, 0.114])
-    rank = np.argsort(np.argsort(tone))
+    worth = np.bincount(label, gain, groups)
+    rank = np.argsort(np.argsort(-worth))
     return np.argsort(rank[label] + rng.uniform(0, 0.999, n), kind="stable")
 
 

@@ -23,7 +23,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import half_finished, photo  # noqa: E402
-
 from paintstep.engines import get_engine  # noqa: E402
 from paintstep.process import PaintRequest, frames, thumbnail  # noqa: E402
 from paintstep.quality import (  # noqa: E402

@@ -94,7 +94,10 @@ def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
 
 
 def raster_surface(pixels: np.ndarray) -> skia.Surface:
-    """A skia surface drawing straight into `pixels`, (H, W, 4) premultiplied RGBA uint8."""
+    """A skia surface drawing straight into `pixels`, (H, W, 4) premultiplied RGBA uint8.
+
+    The surface does not keep `pixels` alive: the caller must hold on to it while drawing.
+    """
     return skia.Surface(
         pixels,
         colorType=skia.ColorType.kRGBA_8888_ColorType,
@@ -103,32 +106,20 @@ def raster_surface(pixels: np.ndarray) -> skia.Surface:
 
 
 def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) -> np.ndarray:
-    """The strokes drawn on a transparent layer of this size placed at (x0, y0), premultiplied."""
-    pixels = np.zeros((height, width, 4), np.uint8)
-    if width and height and len(strokes):
-        surface = raster_surface(pixels)
-        canvas = surface.getCanvas()
-        canvas.translate(-x0, -y0)
-        draw_strokes(canvas, strokes)
-    return pixels
-
-
-def mask_image(mask: np.ndarray) -> skia.Image:
-    """A skia alpha mask: opaque where `mask` is true."""
-    return skia.Image.fromarray(
-        mask.astype(np.uint8) * 255, colorType=skia.ColorType.kAlpha_8_ColorType
-    )
-
-
-def draw_strokes_masked(surface: skia.Surface, strokes: Strokes, mask: skia.Image) -> None:
-    """Draw strokes on the surface, keeping only the paint that falls inside `mask`."""
+    """The strokes on a clear layer of this size placed at (x0, y0), as straight RGBA."""
+    straight = np.zeros((height, width, 4), np.uint8)
+    if not (width and height and len(strokes)):
+        return straight
+    premultiplied = np.zeros((height, width, 4), np.uint8)  # the surface draws into it
+    surface = raster_surface(premultiplied)
     canvas = surface.getCanvas()
-    canvas.saveLayer()
+    canvas.translate(-x0, -y0)
     draw_strokes(canvas, strokes)
-    canvas.drawImage(
-        mask, 0, 0, skia.SamplingOptions(), skia.Paint(BlendMode=skia.BlendMode.kDstIn)
+    info = skia.ImageInfo.Make(
+        width, height, skia.ColorType.kRGBA_8888_ColorType, skia.AlphaType.kUnpremul_AlphaType
     )
-    canvas.restore()
+    surface.readPixels(skia.Pixmap(info, straight, width * 4), 0, 0)
+    return straight
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:

@@ -20,10 +20,10 @@ from paintstep.process import (
     PaintError,
     PaintRequest,
     StepLayer,
+    Thumbnail,
     blend_over,
     composite,
     crop_to_paint,
-    thumbnail,
 )
 from PIL import Image, ImageFilter
 
@@ -31,7 +31,6 @@ from .brush import (
     Strokes,
     premultiply,
     render_layer,
-    unpremultiply,
 )
 
 MAX_POINTS = 12  # control points per stroke, one brush radius apart
@@ -213,7 +212,8 @@ class Painter:
         self.rng = rng
         self.preview = preview
         height, width = frame.shape[:2]
-        self.areas = finishing_areas(width, height, rng)
+        self.areas, self.area_boxes = finishing_areas(width, height, rng)
+        self.thumbnail = None if preview else Thumbnail(self.frame)
 
     def plan(self, radius: float, finest: bool) -> LevelPlan:
         canvas = premultiply(self.frame)
@@ -249,30 +249,28 @@ class Painter:
         areas = -1 - items[items < 0]
         x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
         if areas.size and not last:
-            x0, y0, x1, y1 = union((x0, y0, x1, y1), area_bounds(self.areas, areas))
+            boxes = self.area_boxes[areas]
+            box = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+            x0, y0, x1, y1 = union((x0, y0, x1, y1), tuple(int(v) for v in box))
         window = (slice(y0, y1), slice(x0, x1))
         frame = self.frame[window]
         layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
-        layer = fit_layer(layer, frame, self.goal[window], self.paintable[window])
-        finish = self.paintable[window]
-        if not last:
-            finish = finish & np.isin(self.areas[window], areas)
-        if finish.any():
-            layer = finish_layer(layer, frame, self.goal[window], finish, self.settings.tolerance)
+        np.multiply(layer[..., 3], self.paintable[window], out=layer[..., 3])
+        limit_alpha(layer, frame, self.goal[window])
+        if last or areas.size:
+            finish = self.paintable[window]
+            if not last:
+                chosen = np.zeros(AREAS, bool)
+                chosen[areas] = True
+                finish = finish & chosen[self.areas[window]]
+            finish_layer(layer, frame, self.goal[window], finish, self.settings.tolerance)
         pixels, x, y = crop_to_paint(layer, x0, y0)
         step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
         if self.preview:
             return step
-        return StepLayer(index, x, y, step.pixels, thumbnail(self.frame))
-
-
-def area_bounds(area_map: np.ndarray, areas: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) around the given areas of the map."""
-    inside = np.isin(area_map, areas)
-    rows = np.flatnonzero(inside.any(axis=1))
-    cols = np.flatnonzero(inside.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        small = self.thumbnail.update(self.frame, x, y, x + step.width, y + step.height)
+        return StepLayer(index, x, y, step.pixels, small)
 
 
 def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -313,21 +311,47 @@ AREA_GRID = 16  # the canvas is finished in AREA_GRID x AREA_GRID irregular area
 AREAS = AREA_GRID * AREA_GRID
 
 
-def finishing_areas(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """(H, W) area of each pixel, numbered along a Hilbert curve so that neighbours follow.
+def finishing_areas(
+    width: int, height: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) uint8 area of each pixel, numbered along a Hilbert curve so that neighbours follow,
+    and (AREAS, 4) x0, y0, x1, y1 around each area.
 
     The grid is warped by smooth noise, so that areas have organic edges and never read as tiles.
+    The map is drawn at most AREA_MAP_SIDE px wide and scaled up.
     """
+    scale = min(1.0, AREA_MAP_SIDE / max(width, height))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
     shift = rng.uniform(-0.6, 0.6, (2, AREA_GRID + 1, AREA_GRID + 1)).astype(np.float32)
     fields = [
-        np.asarray(Image.fromarray(s, "F").resize((width, height), Image.Resampling.BICUBIC))
+        np.asarray(Image.fromarray(s, "F").resize((small_w, small_h), Image.Resampling.BICUBIC))
         for s in shift
     ]
-    column = np.arange(width, dtype=np.float32)[None, :] * AREA_GRID / width + fields[0]
-    row = np.arange(height, dtype=np.float32)[:, None] * AREA_GRID / height + fields[1]
+    column = np.arange(small_w, dtype=np.float32)[None, :] * AREA_GRID / small_w + fields[0]
+    row = np.arange(small_h, dtype=np.float32)[:, None] * AREA_GRID / small_h + fields[1]
     bx = np.clip(column, 0, AREA_GRID - 1).astype(np.int64)
     by = np.clip(row, 0, AREA_GRID - 1).astype(np.int64)
-    return hilbert_index(bx, by, AREA_GRID).astype(np.int16)
+    grid = np.arange(AREA_GRID)
+    curve = hilbert_index(grid[None, :].repeat(AREA_GRID, 0), grid[:, None].repeat(AREA_GRID, 1))
+    small = curve[by, bx].astype(np.uint8)
+    areas = np.asarray(
+        Image.fromarray(small, "L").resize((width, height), Image.Resampling.NEAREST)
+    )
+    bounds = np.zeros((AREAS, 4), np.int64)
+    fx, fy = width / small_w, height / small_h
+    for area in np.unique(small):
+        rows = np.flatnonzero((small == area).any(axis=1))
+        cols = np.flatnonzero((small == area).any(axis=0))
+        bounds[area] = (
+            max(0, int(cols[0] * fx) - 1),
+            max(0, int(rows[0] * fy) - 1),
+            min(width, int(np.ceil((cols[-1] + 1) * fx)) + 1),
+            min(height, int(np.ceil((rows[-1] + 1) * fy)) + 1),
+        )
+    return areas, bounds
+
+
+AREA_MAP_SIDE = 256
 
 
 def plan_level(
@@ -540,7 +564,7 @@ def painting_order(
     return np.argsort(rank[label] + rng.uniform(0, 0.999, n), kind="stable")
 
 
-def hilbert_index(x: np.ndarray, y: np.ndarray, side: int) -> np.ndarray:
+def hilbert_index(x: np.ndarray, y: np.ndarray, side: int = AREA_GRID) -> np.ndarray:
     """Position along the Hilbert curve that fills a side x side grid (side a power of two)."""
     x, y = x.copy(), y.copy()
     d = np.zeros_like(x)
@@ -576,38 +600,41 @@ def split_by_paint(amount: np.ndarray, steps: int) -> list[int]:
     return bounds
 
 
-def fit_layer(
-    layer: np.ndarray, below: np.ndarray, goal: np.ndarray, paintable: np.ndarray
-) -> np.ndarray:
-    """Turn a premultiplied stroke layer into a straight one that paints only where allowed.
-
-    On a canvas with transparency, paint never builds up more opacity than the goal has there.
-    """
-    layer = layer * paintable[..., None].astype(np.uint8)
-    opaque_below = below[..., 3] == 255
-    if not opaque_below.all():
-        alpha = layer[..., 3].astype(np.float32)
-        room = goal[..., 3].astype(np.float32) - below[..., 3]
-        allowed = np.where(
-            opaque_below, 255.0, np.clip(room, 0, None) * 255.0 / (255.0 - below[..., 3] + 1e-6)
-        )
-        scale = np.where(alpha > allowed, allowed / np.maximum(alpha, 1), 1.0)
-        layer = np.rint(layer * scale[..., None]).astype(np.uint8)
-    return unpremultiply(layer)
+def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
+    """On a canvas with transparency, never build up more opacity than the goal has (in place)."""
+    clear = below[..., 3] < 255
+    if not clear.any():
+        return
+    room = goal[..., 3][clear].astype(np.float32) - below[..., 3][clear]
+    allowed = np.clip(room, 0, None) * 255.0 / (255.0 - below[..., 3][clear])
+    alpha = layer[..., 3][clear]
+    layer[..., 3][clear] = np.minimum(alpha, np.rint(allowed)).astype(np.uint8)
 
 
 def finish_layer(
     layer: np.ndarray, frame: np.ndarray, goal: np.ndarray, where: np.ndarray, tolerance: int
-) -> np.ndarray:
-    """The layer plus, where the canvas would still be off inside `where`, what is missing."""
-    after = blend_over(frame, layer)
-    off = np.abs(premultiply(after).astype(np.int16) - premultiply(goal)).max(axis=2) > tolerance
-    off &= where
-    if not off.any():
-        return layer
-    layer = layer.copy()
-    layer[off] = solve_over(frame[off], goal[off])
-    return layer
+) -> None:
+    """Add to the layer, where the canvas would still be off inside `where`, what is missing.
+
+    Works on the pixels inside `where` only, in place.
+    """
+    spot = np.flatnonzero(where.reshape(-1))
+    if spot.size == 0:
+        return
+    pixels = layer.reshape(-1, 4)
+    below = frame.reshape(-1, 4)[spot]
+    wanted = goal.reshape(-1, 4)[spot]
+    after = blend_over(below[:, None], pixels[spot][:, None])[:, 0]
+    off = np.abs(premultiplied(after) - premultiplied(wanted)).max(axis=1) > tolerance
+    if off.any():
+        pixels[spot[off]] = solve_over(below[off], wanted[off])
+
+
+def premultiplied(pixels: np.ndarray) -> np.ndarray:
+    """(n, 4) straight RGBA as premultiplied int16, rounded as Pillow and skia round."""
+    out = pixels.astype(np.int16)
+    out[:, :3] = (pixels[:, :3].astype(np.uint16) * pixels[:, 3:] + 127) // 255
+    return out
 
 
 def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -150,35 +150,51 @@ def composite(frame: np.ndarray, layer: StepLayer) -> None:
     """Composite `layer` over `frame` in place (straight alpha, normal blending)."""
     if layer.is_empty:
         return
-    region = frame[layer.y : layer.y + layer.height, layer.x : layer.x + layer.width]
-    if region.shape != layer.pixels.shape:
+    height, width = frame.shape[:2]
+    if (
+        layer.x < 0
+        or layer.y < 0
+        or layer.x + layer.width > width
+        or layer.y + layer.height > height
+    ):
         raise PaintError(
-            f"Step {layer.index} lies at {layer.bbox}, outside the {frame.shape[1]} x "
-            f"{frame.shape[0]} px canvas."
+            f"Step {layer.index} lies at {layer.bbox}, outside the {width} x {height} px canvas."
         )
-    region[...] = blend_over(region, layer.pixels)
+    if not frame.flags.c_contiguous:
+        raise ValueError("composite needs a C-contiguous frame")
+    # Only painted pixels change, and a step is mostly clear: work on those alone, each pixel
+    # moved as one 32-bit word, straight in the frame.
+    rows, cols = np.nonzero(layer.pixels[..., 3])
+    if rows.size == 0:
+        return
+    source = np.ascontiguousarray(layer.pixels).view(np.uint32)[..., 0][rows, cols]
+    words = frame.view(np.uint32).reshape(-1)
+    spots = (rows + layer.y) * width + (cols + layer.x)
+    np.put(words, spots, blend_words(np.take(words, spots), source))
 
 
 def blend_over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """`src` over `dst`, both straight-alpha uint8 RGBA of one shape; returns a new array."""
     out = np.ascontiguousarray(dst).copy()
-    src = np.ascontiguousarray(src)
-    # Only painted pixels change, and a step is mostly clear: work on those alone, each pixel
-    # moved as one 32-bit word.
-    hit = np.flatnonzero(src[..., 3].reshape(-1))
-    if hit.size == 0:
-        return out
     words = out.view(np.uint32).reshape(-1)
-    s = np.take(src.view(np.uint32).reshape(-1), hit).view(np.uint8).reshape(-1, 4)
-    d = np.take(words, hit).view(np.uint8).reshape(-1, 4)
-    if d[:, 3].min() == 255:
+    source = np.ascontiguousarray(src).view(np.uint32).reshape(-1)
+    hit = np.flatnonzero(source.view(np.uint8)[3::4])
+    np.put(words, hit, blend_words(np.take(words, hit), np.take(source, hit)))
+    return out
+
+
+def blend_words(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Normal blending of (n,) RGBA pixels packed in uint32 words: src over dst."""
+    s = src.view(np.uint8).reshape(-1, 4)
+    d = dst.view(np.uint8).reshape(-1, 4)
+    painted = np.empty((len(src), 4), np.uint8)
+    if d.size == 0 or d[:, 3].min() == 255:
         # Over an opaque canvas, in integers: x / 255 rounded is (x + 128 + (x + 128 >> 8)) >> 8.
         a = s[:, 3:].astype(np.uint16)
         x = s[:, :3] * a + d[:, :3] * (255 - a) + 128
-        painted = np.full((hit.size, 4), 255, np.uint8)
         painted[:, :3] = (x + (x >> 8)) >> 8
-        np.put(words, hit, painted.view(np.uint32).reshape(-1))
-        return out
+        painted[:, 3] = 255
+        return painted.view(np.uint32).reshape(-1)
     s = s.astype(np.float32)
     d = d.astype(np.float32)
     sa = s[:, 3:] * np.float32(1 / 255)
@@ -188,12 +204,10 @@ def blend_over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     np.divide(rgb, out_a, out=rgb, where=out_a > 0)
     # Where both are fully transparent, keep dst's hidden colour rather than inventing black.
     rgb = np.where(out_a > 0, rgb, d[:, :3])
-    painted = np.empty((hit.size, 4), np.uint8)
     np.rint(np.clip(rgb, 0, 255), out=rgb)
     painted[:, :3] = rgb
     painted[:, 3] = np.rint(out_a[:, 0] * 255)
-    np.put(words, hit, painted.view(np.uint32).reshape(-1))
-    return out
+    return painted.view(np.uint32).reshape(-1)
 
 
 def frames(start: np.ndarray, layers: Iterable[StepLayer]) -> Iterator[np.ndarray]:
@@ -206,18 +220,45 @@ def frames(start: np.ndarray, layers: Iterable[StepLayer]) -> Iterator[np.ndarra
 
 def thumbnail(frame: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """A small RGBA picture of `frame`, at most `side` px on its longer side."""
-    height, width = frame.shape[:2]
-    scale = side / max(width, height)
-    if scale >= 1:
-        return frame.copy()
-    image = Image.fromarray(frame, "RGBA")
-    factor = int(1 / scale)
-    if factor >= 2:
-        image = image.reduce(factor)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(image)
+    return Thumbnail(frame, side).picture()
+
+
+class Thumbnail:
+    """The thumbnail of a frame that changes a region at a time, kept up to date cheaply.
+
+    The frame is box-reduced by a whole factor, region by region, then scaled to size.
+    """
+
+    def __init__(self, frame: np.ndarray, side: int = THUMBNAIL_SIDE) -> None:
+        height, width = frame.shape[:2]
+        self.scale = min(1.0, side / max(width, height))
+        self.size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
+        self.factor = max(1, int(1 / self.scale))
+        self.reduced = self.reduce(frame)
+
+    def reduce(self, pixels: np.ndarray) -> np.ndarray:
+        if self.factor == 1:
+            return pixels.copy()
+        return np.asarray(Image.fromarray(pixels, "RGBA").reduce(self.factor)).copy()
+
+    def update(self, frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The thumbnail after the frame changed inside x0..x1, y0..y1."""
+        f = self.factor
+        height, width = frame.shape[:2]
+        left, top = x0 // f * f, y0 // f * f
+        right, bottom = min(width, -(-x1 // f) * f), min(height, -(-y1 // f) * f)
+        if right > left and bottom > top:
+            block = self.reduce(np.ascontiguousarray(frame[top:bottom, left:right]))
+            self.reduced[
+                top // f : top // f + block.shape[0], left // f : left // f + block.shape[1]
+            ] = block
+        return self.picture()
+
+    def picture(self) -> np.ndarray:
+        if (self.reduced.shape[1], self.reduced.shape[0]) == self.size:
+            return self.reduced.copy()
+        image = Image.fromarray(self.reduced, "RGBA").resize(self.size, Image.Resampling.BILINEAR)
+        return np.asarray(image).copy()
 
 
 def crop_to_paint(pixels: np.ndarray, x: int, y: int) -> tuple[np.ndarray, int, int]:

@@ -5,6 +5,7 @@ from paintstep.process import (
     PaintError,
     PaintRequest,
     StepLayer,
+    Thumbnail,
     blend_over,
     composite,
     crop_to_paint,
@@ -135,3 +136,15 @@ def test_semi_to_complete_starts_on_the_canvas(astronaut):
     request = PaintRequest(start, target=astronaut)
     assert np.array_equal(request.first_frame(), start)
     assert request.goal is astronaut
+
+
+@pytest.mark.parametrize("shape", [(300, 1200), (1030, 770), (100, 90)])
+def test_a_thumbnail_kept_up_to_date_matches_one_made_afresh(shape):
+    rng = np.random.default_rng(3)
+    frame = random_rgba(rng, shape)
+    kept = Thumbnail(frame)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, shape[0] - 10), rng.integers(0, shape[1] - 10)
+        y1, x1 = rng.integers(y0 + 1, shape[0] + 1), rng.integers(x0 + 1, shape[1] + 1)
+        frame[y0:y1, x0:x1] = random_rgba(rng, (y1 - y0, x1 - x0))
+        assert np.array_equal(kept.update(frame, x0, y0, x1, y1), thumbnail(frame))

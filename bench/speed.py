@@ -1,0 +1,75 @@
+"""How fast the strokes engine paints, and how much memory it takes.
+
+    python bench/speed.py [--sizes 1024,4096] [--steps 32]
+
+For each size it runs the engine on a photo (scikit-image's astronaut, scaled up) in a fresh
+process and prints the time to the first step and to the last, the peak memory of that process,
+and each time as a ratio to a reference measured in the same process: one numpy pass over the
+same image (float32 conversion, a multiply and a sum).
+Targets (strokes issue): 1024 px, 32 steps <= 2 s, first step <= 0.5 s;
+4096 px <= 15 s with peak memory <= 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from PIL import Image
+from skimage import data
+from paintstep.engines import get_engine
+from paintstep.process import PaintRequest
+
+size, steps = int(sys.argv[1]), int(sys.argv[2])
+canvas = np.asarray(
+    Image.fromarray(data.astronaut()).convert("RGBA").resize((size, size), Image.Resampling.BICUBIC)
+).copy()
+
+def numpy_pass():
+    began = time.perf_counter()
+    (canvas.astype(np.float32) * np.float32(1.0001)).sum()
+    return time.perf_counter() - began
+
+reference = min(numpy_pass() for _ in range(5))
+engine = get_engine("strokes")
+began = time.perf_counter()
+first = None
+for step in engine.paint(PaintRequest(canvas, steps=steps, seed=0)):
+    first = first or time.perf_counter() - began
+total = time.perf_counter() - began
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"first": first, "total": total, "reference": reference, "peak_mb": peak}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1024,4096")
+    parser.add_argument("--steps", type=int, default=32)
+    args = parser.parse_args()
+    print(f"{'size':>6} {'steps':>5} {'first s':>8} {'total s':>8} {'ref ms':>7} "
+          f"{'first/ref':>9} {'total/ref':>9} {'peak MB':>8}")
+    for size in map(int, args.sizes.split(",")):
+        began = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(size), str(args.steps)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{size:>6} {args.steps:>5} {r['first']:>8.2f} {r['total']:>8.2f} "
+            f"{r['reference'] * 1000:>7.1f} {r['first'] / r['reference']:>9.0f} "
+            f"{r['total'] / r['reference']:>9.0f} {r['peak_mb']:>8.0f}"
+        )
+        del began
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,7 @@ from paintstep.process import (
     PaintRequest,
     StepLayer,
     Thumbnail,
-    blend_over,
+    blend_words,
     composite,
     crop_to_paint,
 )
@@ -205,7 +205,7 @@ class Painter:
         preview: bool = False,
     ) -> None:
         self.frame = frame.copy()
-        self.goal = goal
+        self.goal = np.ascontiguousarray(goal)
         self.goal_pm = premultiply(goal)
         self.paintable = paintable
         self.settings = settings
@@ -227,7 +227,7 @@ class Painter:
         # The finest strokes go area by area; each area is finished right after its last stroke,
         # at a cost guessed from what is still off before them.
         height, width = self.paintable.shape
-        off = colour_distance(canvas, self.goal_pm) * 255 > self.settings.tolerance
+        off = squared_distance(canvas, self.goal_pm) > self.settings.tolerance**2
         off &= self.paintable
         todo = np.bincount(self.areas[off], minlength=AREAS).astype(np.float64)
         present = np.flatnonzero(np.bincount(self.areas[self.paintable], minlength=AREAS))
@@ -263,7 +263,7 @@ class Painter:
                 chosen = np.zeros(AREAS, bool)
                 chosen[areas] = True
                 finish = finish & chosen[self.areas[window]]
-            finish_layer(layer, frame, self.goal[window], finish, self.settings.tolerance)
+            finish_layer(layer, x0, y0, self.frame, self.goal, finish, self.settings.tolerance)
         pixels, x, y = crop_to_paint(layer, x0, y0)
         step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
@@ -373,7 +373,7 @@ def plan_level(
     size = max(2, int(round(2 * radius)))
     seen = colour_distance(box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size))
     seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
-    error = colour_distance(canvas, reference)
+    error = squared_distance(canvas, reference)
     error *= paintable
     starts = worst_cells(error, seen > settings.threshold, size)
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
@@ -444,6 +444,17 @@ def improvement(
     return gain, change
 
 
+def squared_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel squared distance of two RGBA uint8 images, as int32 (0..4 * 255**2)."""
+    total = np.zeros(a.shape[:2], np.int32)
+    for channel in range(4):
+        d = a[..., channel].astype(np.int16)
+        d -= b[..., channel]
+        np.multiply(d, d, out=d, dtype=np.int16, casting="unsafe")
+        total += d.view(np.uint16)
+    return total
+
+
 def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel Euclidean distance of two premultiplied RGBA uint8 images, in 0..2."""
     distance = np.zeros(a.shape[:2], np.float32)
@@ -462,21 +473,16 @@ def box_reduce(image: np.ndarray, mode: str, size: int) -> np.ndarray:
 
 def worst_cells(error: np.ndarray, wanted: np.ndarray, size: int) -> np.ndarray:
     """(x, y) of the worst pixel of each size x size cell where `wanted` (one per cell) is true."""
-    cells = grid_cells(error, size)
+    height, width = error.shape
     chosen = np.argwhere(wanted)
-    worst = cells[chosen[:, 0], chosen[:, 1]].argmax(axis=1)
-    y = chosen[:, 0] * size + worst // size
-    x = chosen[:, 1] * size + worst % size
+    offsets = np.arange(size)
+    rows = np.minimum(chosen[:, :1] * size + offsets, height - 1)
+    cols = np.minimum(chosen[:, 1:] * size + offsets, width - 1)
+    cells = error[rows[:, :, None], cols[:, None, :]].reshape(len(chosen), -1)
+    worst = cells.argmax(axis=1)
+    y = rows[np.arange(len(chosen)), worst // size]
+    x = cols[np.arange(len(chosen)), worst % size]
     return np.stack([x, y], axis=1)
-
-
-def grid_cells(image: np.ndarray, size: int) -> np.ndarray:
-    """(rows, cols, size * size): the image cut into size x size cells, zero-padded at the edges."""
-    height, width = image.shape
-    rows, cols = -(-height // size), -(-width // size)
-    padded = np.zeros((rows * size, cols * size), np.float32)
-    padded[:height, :width] = image
-    return padded.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
 
 
 def trace_strokes(
@@ -612,27 +618,38 @@ def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
 
 
 def finish_layer(
-    layer: np.ndarray, frame: np.ndarray, goal: np.ndarray, where: np.ndarray, tolerance: int
+    layer: np.ndarray,
+    x0: int,
+    y0: int,
+    frame: np.ndarray,
+    goal: np.ndarray,
+    where: np.ndarray,
+    tolerance: int,
 ) -> None:
-    """Add to the layer, where the canvas would still be off inside `where`, what is missing.
-
-    Works on the pixels inside `where` only, in place.
-    """
-    spot = np.flatnonzero(where.reshape(-1))
-    if spot.size == 0:
+    """Add to the layer (placed at x0, y0), where the canvas would still be off inside `where`,
+    exactly what is missing. In place, touching the pixels inside `where` only."""
+    rows, cols = np.nonzero(where)
+    if rows.size == 0:
         return
-    pixels = layer.reshape(-1, 4)
-    below = frame.reshape(-1, 4)[spot]
-    wanted = goal.reshape(-1, 4)[spot]
-    after = blend_over(below[:, None], pixels[spot][:, None])[:, 0]
-    off = np.abs(premultiplied(after) - premultiplied(wanted)).max(axis=1) > tolerance
+    spots = (rows + y0) * frame.shape[1] + cols + x0
+    local = rows * layer.shape[1] + cols
+    layer_words = layer.view(np.uint32).reshape(-1)
+    below = np.take(frame.view(np.uint32).reshape(-1), spots)
+    wanted = np.take(goal.view(np.uint32).reshape(-1), spots)
+    after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
+    goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
+    off = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1) > tolerance
     if off.any():
-        pixels[spot[off]] = solve_over(below[off], wanted[off])
+        below_pixels = below[off].view(np.uint8).reshape(-1, 4)
+        fix = solve_over(below_pixels, goal_pixels[off])
+        np.put(layer_words, local[off], fix.view(np.uint32).reshape(-1))
 
 
 def premultiplied(pixels: np.ndarray) -> np.ndarray:
     """(n, 4) straight RGBA as premultiplied int16, rounded as Pillow and skia round."""
     out = pixels.astype(np.int16)
+    if pixels[:, 3].min(initial=255) == 255:
+        return out
     out[:, :3] = (pixels[:, :3].astype(np.uint16) * pixels[:, 3:] + 127) // 255
     return out
 

@@ -187,14 +187,9 @@ def blend_words(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     """Normal blending of (n,) RGBA pixels packed in uint32 words: src over dst."""
     s = src.view(np.uint8).reshape(-1, 4)
     d = dst.view(np.uint8).reshape(-1, 4)
+    if d.size == 0 or (dst >= np.uint32(0xFF000000)).all():
+        return blend_opaque_words(dst, src)
     painted = np.empty((len(src), 4), np.uint8)
-    if d.size == 0 or d[:, 3].min() == 255:
-        # Over an opaque canvas, in integers: x / 255 rounded is (x + 128 + (x + 128 >> 8)) >> 8.
-        a = s[:, 3:].astype(np.uint16)
-        x = s[:, :3] * a + d[:, :3] * (255 - a) + 128
-        painted[:, :3] = (x + (x >> 8)) >> 8
-        painted[:, 3] = 255
-        return painted.view(np.uint32).reshape(-1)
     s = s.astype(np.float32)
     d = d.astype(np.float32)
     sa = s[:, 3:] * np.float32(1 / 255)
@@ -208,6 +203,46 @@ def blend_words(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     painted[:, :3] = rgb
     painted[:, 3] = np.rint(out_a[:, 0] * 255)
     return painted.view(np.uint32).reshape(-1)
+
+
+LANES = np.uint32(0x00FF00FF)
+
+
+def blend_opaque_words(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """src over an opaque dst, exactly rounded, in integers on packed words.
+
+    Two channels share one word (red and blue, green and alpha) as 16-bit lanes, and x / 255
+    rounded is (x + 128 + ((x + 128) >> 8)) >> 8 in each lane. In place where it can be: at
+    4096 px a step blends millions of pixels.
+    """
+    u = np.uint32
+    alpha = src >> u(24)
+    rest = u(255) - alpha
+    red_blue = src & LANES
+    red_blue *= alpha
+    scratch = dst & LANES
+    scratch *= rest
+    red_blue += scratch
+    green = src >> u(8)
+    green &= u(0xFF)
+    green *= alpha
+    np.right_shift(dst, u(8), out=scratch)
+    scratch &= u(0xFF)
+    scratch *= rest
+    green += scratch
+    red_blue += u(0x00800080)
+    np.right_shift(red_blue, u(8), out=scratch)
+    scratch &= LANES
+    red_blue += scratch
+    red_blue >>= u(8)
+    red_blue &= LANES
+    green += u(0x80)
+    np.right_shift(green, u(8), out=scratch)
+    green += scratch
+    green &= u(0xFF00)
+    red_blue |= green
+    red_blue |= u(0xFF000000)
+    return red_blue
 
 
 def frames(start: np.ndarray, layers: Iterable[StepLayer]) -> Iterator[np.ndarray]:

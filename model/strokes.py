@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from paintstep.engines import Engine, EngineOption
 from paintstep.process import (
+    BAND_ROWS,
     PaintError,
     PaintRequest,
     StepLayer,
@@ -497,8 +498,14 @@ def trace_strokes(
     """Grow all strokes at once along the contours of the reference (Hertzmann's curved strokes)."""
     height, width = paintable.shape
     n = len(starts)
-    luminance = reference[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    grad_y, grad_x = np.gradient(luminance)
+    # The reference is blurred to the brush's scale, so its gradient can be taken at a quarter
+    # of the brush radius without losing anything.
+    factor = max(1, int(radius // 4))
+    luminance = Image.fromarray(np.ascontiguousarray(reference[..., :3]), "RGB").convert("L")
+    if factor > 1:
+        luminance = luminance.reduce(factor)
+    grad_y, grad_x = np.gradient(np.asarray(luminance, np.float32))
+    grid_h, grid_w = grad_x.shape
     stroke_pm = np.concatenate([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], axis=1) * 255.0
     points = np.empty((n, MAX_POINTS, 2), np.float32)
     position = starts.astype(np.float32)
@@ -508,8 +515,8 @@ def trace_strokes(
     angle = rng.uniform(0, 2 * np.pi, n)
     previous = np.stack([np.cos(angle), np.sin(angle)], axis=1).astype(np.float32)
     for k in range(1, MAX_POINTS):
-        ix = np.clip(np.rint(position[:, 0]).astype(np.int64), 0, width - 1)
-        iy = np.clip(np.rint(position[:, 1]).astype(np.int64), 0, height - 1)
+        ix = np.clip((position[:, 0] / factor).astype(np.int64), 0, grid_w - 1)
+        iy = np.clip((position[:, 1] / factor).astype(np.int64), 0, grid_h - 1)
         gx, gy = grad_x[iy, ix], grad_y[iy, ix]
         magnitude = np.hypot(gx, gy)
         flat = magnitude < 1e-3
@@ -628,21 +635,25 @@ def finish_layer(
 ) -> None:
     """Add to the layer (placed at x0, y0), where the canvas would still be off inside `where`,
     exactly what is missing. In place, touching the pixels inside `where` only."""
-    rows, cols = np.nonzero(where)
-    if rows.size == 0:
-        return
-    spots = (rows + y0) * frame.shape[1] + cols + x0
-    local = rows * layer.shape[1] + cols
     layer_words = layer.view(np.uint32).reshape(-1)
-    below = np.take(frame.view(np.uint32).reshape(-1), spots)
-    wanted = np.take(goal.view(np.uint32).reshape(-1), spots)
-    after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
-    goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
-    off = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1) > tolerance
-    if off.any():
-        below_pixels = below[off].view(np.uint8).reshape(-1, 4)
-        fix = solve_over(below_pixels, goal_pixels[off])
-        np.put(layer_words, local[off], fix.view(np.uint32).reshape(-1))
+    frame_words = frame.view(np.uint32).reshape(-1)
+    goal_words = goal.view(np.uint32).reshape(-1)
+    for top in range(0, where.shape[0], BAND_ROWS):
+        rows, cols = np.nonzero(where[top : top + BAND_ROWS])
+        if rows.size == 0:
+            continue
+        rows += top
+        spots = (rows + y0) * frame.shape[1] + cols + x0
+        local = rows * layer.shape[1] + cols
+        below = np.take(frame_words, spots)
+        wanted = np.take(goal_words, spots)
+        after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
+        goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
+        off = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1) > tolerance
+        if off.any():
+            below_pixels = below[off].view(np.uint8).reshape(-1, 4)
+            fix = solve_over(below_pixels, goal_pixels[off])
+            np.put(layer_words, local[off], fix.view(np.uint32).reshape(-1))
 
 
 def premultiplied(pixels: np.ndarray) -> np.ndarray:

@@ -163,14 +163,20 @@ def composite(frame: np.ndarray, layer: StepLayer) -> None:
     if not frame.flags.c_contiguous:
         raise ValueError("composite needs a C-contiguous frame")
     # Only painted pixels change, and a step is mostly clear: work on those alone, each pixel
-    # moved as one 32-bit word, straight in the frame.
-    rows, cols = np.nonzero(layer.pixels[..., 3])
-    if rows.size == 0:
-        return
-    source = np.ascontiguousarray(layer.pixels).view(np.uint32)[..., 0][rows, cols]
+    # moved as one 32-bit word, straight in the frame, a band of rows at a time so that
+    # temporaries stay small on big canvases.
     words = frame.view(np.uint32).reshape(-1)
-    spots = (rows + layer.y) * width + (cols + layer.x)
-    np.put(words, spots, blend_words(np.take(words, spots), source))
+    pixels = np.ascontiguousarray(layer.pixels).view(np.uint32)[..., 0]
+    for top in range(0, layer.height, BAND_ROWS):
+        band = pixels[top : top + BAND_ROWS]
+        rows, cols = np.nonzero(band >= np.uint32(0x01000000))
+        if rows.size == 0:
+            continue
+        spots = (rows + (layer.y + top)) * width + (cols + layer.x)
+        np.put(words, spots, blend_words(np.take(words, spots), band[rows, cols]))
+
+
+BAND_ROWS = 256
 
 
 def blend_over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:

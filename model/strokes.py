@@ -207,6 +207,8 @@ class Painter:
     ) -> None:
         self.frame = frame.copy()
         self.goal = np.ascontiguousarray(goal)
+        # Paint only adds opacity: on an opaque start with an opaque goal, all stays opaque.
+        self.opaque = frame[..., 3].min() == 255 and goal[..., 3].min() == 255
         self.goal_pm = premultiply(goal)
         self.paintable = paintable
         self.settings = settings
@@ -257,7 +259,8 @@ class Painter:
         frame = self.frame[window]
         layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
         np.multiply(layer[..., 3], self.paintable[window], out=layer[..., 3])
-        limit_alpha(layer, frame, self.goal[window])
+        if not self.opaque:
+            limit_alpha(layer, frame, self.goal[window])
         if last or areas.size:
             finish = self.paintable[window]
             if not last:
@@ -501,9 +504,10 @@ def trace_strokes(
     # The reference is blurred to the brush's scale, so its gradient can be taken at a quarter
     # of the brush radius without losing anything.
     factor = max(1, int(radius // 4))
-    luminance = Image.fromarray(np.ascontiguousarray(reference[..., :3]), "RGB").convert("L")
+    small = Image.fromarray(reference, "RGBa")
     if factor > 1:
-        luminance = luminance.reduce(factor)
+        small = small.reduce(factor)
+    luminance = Image.fromarray(np.asarray(small)[..., :3].copy(), "RGB").convert("L")
     grad_y, grad_x = np.gradient(np.asarray(luminance, np.float32))
     grid_h, grid_w = grad_x.shape
     stroke_pm = np.concatenate([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], axis=1) * 255.0

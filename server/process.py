@@ -280,7 +280,9 @@ class Thumbnail:
     def reduce(self, pixels: np.ndarray) -> np.ndarray:
         if self.factor == 1:
             return pixels.copy()
-        return np.asarray(Image.fromarray(pixels, "RGBA").reduce(self.factor)).copy()
+        # Pillow premultiplies RGBA to reduce it; opaque pixels need no such round trip.
+        mode = "RGBX" if pixels[..., 3].min() == 255 else "RGBA"
+        return np.asarray(Image.fromarray(pixels, mode).reduce(self.factor)).copy()
 
     def update(self, frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The thumbnail after the frame changed inside x0..x1, y0..y1."""

@@ -20,7 +20,9 @@ def main_picture(out: Path = Path("/tmp/paintstep-readme")) -> None:
     for k in shown:
         tile = Image.fromarray(result.frame(k)).convert("RGB")
         tile.thumbnail((300, 300))
-        ImageDraw.Draw(tile).text((6, 4), f"{k}/16", fill=(255, 255, 255))
+        draw = ImageDraw.Draw(tile)
+        draw.rectangle((2, 2, 40, 16), fill=(255, 255, 255))
+        draw.text((6, 4), f"{k}/16", fill=(0, 0, 0))
         tiles.append(tile)
     width, height = tiles[0].size
     sheet = Image.new("RGB", (width * 4 + 12, height * 2 + 4), (255, 255, 255))

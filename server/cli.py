@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -14,7 +15,8 @@ from typing import TextIO
 from . import __version__
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import fit_to, load_mask, load_rgba
-from .process import MAX_STEPS, PaintError, PaintRequest, composite
+from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer, composite
+from .protocol import DEFAULT_PORT
 from .result import ResultWriter, check_folder
 
 SAMPLE = "coffee.jpg"
@@ -78,8 +80,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="an engine option; see `paintstep engines`",
     )
+    paint.add_argument(
+        "--server",
+        metavar="ADDRESS",
+        help="run the job on a Paintstep server, e.g. tcp://127.0.0.1:5571, instead of here",
+    )
+    paint.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="with --server: a folder with server.key and client.key_secret from `paintstep keys`",
+    )
     paint.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     paint.set_defaults(run=run_paint)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the server the Krita docker talks to",
+        description="Run the Paintstep server. It listens on 127.0.0.1 (this machine only) unless "
+        "--host says otherwise, which needs keys (see `paintstep keys`).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    serve.add_argument("--keys", metavar="DIR", help="CURVE keys folder made by `paintstep keys`")
+    serve.add_argument("--cache-dir", metavar="DIR", help="where jobs are kept (user cache)")
+    serve.add_argument(
+        "--cache-days", type=float, default=30, help="remove jobs older than this (30)"
+    )
+    serve.add_argument(
+        "--cache-gb", type=float, default=5, help="keep the job cache under this size (5)"
+    )
+    serve.add_argument("--workers", type=int, default=1, help="jobs painted at once (1)")
+    serve.add_argument(
+        "--max-side", type=int, default=8192, help="largest canvas side accepted, px (8192)"
+    )
+    serve.add_argument("--verbose", "-v", action="store_true", help="log every message")
+    serve.set_defaults(run=run_serve)
+
+    keys = commands.add_parser(
+        "keys",
+        help="make CURVE keys for a server that other machines reach",
+        description="Make the server's key pair (once) and a key pair for a client.",
+    )
+    keys.add_argument("--dir", metavar="DIR", help="keys folder (in the user's config folder)")
+    keys.add_argument("--client", default="client", help="name of the client pair (client)")
+    keys.set_defaults(run=run_keys)
 
     engines = commands.add_parser("engines", help="list the engines and their options")
     engines.set_defaults(run=run_engines)
@@ -97,6 +141,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaintError as error:
         print(f"paintstep: {error}", file=sys.stderr)
         return 2
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from . import paths
+    from .serve import Server, Settings, setup_logging
+
+    host = args.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    settings = Settings(
+        address=f"tcp://{host}:{args.port}",
+        cache=Path(args.cache_dir) if args.cache_dir else paths.cache_dir(),
+        max_side=args.max_side,
+        workers=max(1, args.workers),
+        cache_days=args.cache_days,
+        cache_bytes=int(args.cache_gb * 1024**3),
+        keys=Path(args.keys) if args.keys else None,
+    )
+    logfile = setup_logging(args.verbose)
+    server = Server(settings)
+    print(f"Paintstep server on {settings.address} (log: {logfile}); Ctrl-C stops it.", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from .keys import default_folder, make_keys
+
+    folder = Path(args.dir) if args.dir else default_folder()
+    server_public, client_secret = make_keys(folder, args.client)
+    print(f"Keys are in {folder}.")
+    print(f"Start the server with:  paintstep serve --host 0.0.0.0 --keys {folder}")
+    print("Give each client these two files (and keep the secret one private):")
+    print(f"  {server_public}")
+    print(f"  {client_secret}")
+    print("A client then connects with:  paintstep paint --server tcp://HOST:PORT --keys DIR ...")
+    return 0
 
 
 def run_engines(args: argparse.Namespace) -> int:
@@ -155,7 +240,10 @@ def run_paint(args: argparse.Namespace) -> int:
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
     began = time.perf_counter()
     check_folder(out)
-    steps = engine.paint(request, cancel)
+    if args.server:
+        steps = remote_steps(args, request, cancel)
+    else:
+        steps = engine.paint(request, cancel)
     writer = None
     try:
         for step in steps:
@@ -169,6 +257,9 @@ def run_paint(args: argparse.Namespace) -> int:
         writer.finish()
     except KeyboardInterrupt:
         cancel.set()
+        close = getattr(steps, "close", None)
+        if close is not None:
+            close()  # a remote job is cancelled on the server
         progress.close()
         print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
         return 130
@@ -178,6 +269,33 @@ def run_paint(args: argparse.Namespace) -> int:
         print(f"Painted {request.steps} steps in {seconds:.1f} s into {out}/")
         print(f"  {out / 'process.gif'}  {out / 'process.mp4'}  {out / 'layers'}/")
     return 0
+
+
+def remote_steps(
+    args: argparse.Namespace, request: PaintRequest, cancel: threading.Event
+) -> Iterator[StepLayer]:
+    """The steps of a job run on a server; setting `cancel` (on Ctrl-C) cancels the job."""
+    from .client import Accepted, Client, Done, ServerError, ServerLost
+    from .keys import load_client_keys
+
+    keys = load_client_keys(Path(args.keys)) if args.keys else None
+    client = Client(args.server, keys=keys)
+    job = None
+    try:
+        client.connect()
+        for event in client.generate(request, engine=args.engine, name=Path(args.out).name):
+            if isinstance(event, Accepted):
+                job = event.job
+            elif isinstance(event, StepLayer):
+                yield event
+            elif isinstance(event, Done) and event.state != "finished":
+                raise PaintError(f"The server ended the job early ({event.state}).")
+    except (ServerError, ServerLost) as error:
+        raise PaintError(str(error)) from None
+    finally:
+        if cancel.is_set() and job is not None:
+            client.cancel(job)
+        client.close()
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:

@@ -3,10 +3,13 @@
     manifest.json        what the folder holds; "complete" is true only once every step is in
     frames/frame_0000.png    frame 0 (the start) .. frame N, full size
     layers/step_0001.png     step k's layer; its place on the canvas is in the manifest
+    thumbs/thumb_0001.png    frame k, small
     process.gif, process.mp4 the process as an animation
 
 The manifest is rewritten (atomically) after every step, so a folder that is still being written,
-or whose writer died, says so.
+or whose writer died, says so: "state" is "running" until it is "finished", "cancelled" or
+"failed". A lean folder (the server's job cache) keeps frame 0, the layers and the thumbnails
+only; its frames are rebuilt from the layers when read.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .process import PaintError, StepLayer
+from .process import PaintError, StepLayer, composite, thumbnail
 
 FORMAT = "paintstep-result"
 FORMAT_VERSION = 1
 ANIMATION_SIDE = 768  # longer side of the GIF and MP4
-OWN_ENTRIES = ("manifest.json", "frames", "layers", "process.gif", "process.mp4")
+OWN_ENTRIES = ("manifest.json", "frames", "layers", "thumbs", "process.gif", "process.mp4")
 
 
 @dataclass
@@ -42,6 +45,10 @@ class Result:
         return bool(self.manifest.get("complete"))
 
     @property
+    def state(self) -> str:
+        return str(self.manifest.get("state", "finished" if self.complete else "interrupted"))
+
+    @property
     def steps(self) -> list[dict[str, Any]]:
         return self.manifest["steps"]
 
@@ -49,9 +56,22 @@ class Result:
         return read_png(self.folder / self.manifest["start"])
 
     def frame(self, index: int) -> np.ndarray:
+        """Frame `index`: read, or for a lean folder rebuilt from the layers."""
         if index == 0:
             return self.start()
-        return read_png(self.folder / self.steps[index - 1]["frame"])
+        path = self.folder / self.steps[index - 1]["frame"]
+        if path.exists():
+            return read_png(path)
+        frame = self.start()
+        for k in range(1, index + 1):
+            composite(frame, self.layer(k))
+        return frame
+
+    def thumbnail(self, index: int) -> np.ndarray:
+        entry = self.steps[index - 1]
+        if "thumbnail" in entry:
+            return read_png(self.folder / entry["thumbnail"])
+        return thumbnail(self.frame(index))
 
     def layer(self, index: int) -> StepLayer:
         entry = self.steps[index - 1]
@@ -81,8 +101,8 @@ def prepare_folder(folder: Path) -> None:
             elif entry.exists():
                 entry.unlink()
     try:
-        (folder / "frames").mkdir(parents=True, exist_ok=True)
-        (folder / "layers").mkdir(exist_ok=True)
+        for name in ("frames", "layers", "thumbs"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PaintError(
             f"Cannot write to {folder} ({error.strerror}); choose another --out."
@@ -90,27 +110,36 @@ def prepare_folder(folder: Path) -> None:
 
 
 class ResultWriter:
-    """Writes a process into a result folder as its steps arrive."""
+    """Writes a process into a result folder as its steps arrive.
 
-    def __init__(self, folder: Path, start: np.ndarray, info: dict[str, Any]) -> None:
+    `lean` keeps only what rebuilds the process (frame 0, layers, thumbnails): no full frames,
+    no animations.
+    """
+
+    def __init__(
+        self, folder: Path, start: np.ndarray, info: dict[str, Any], lean: bool = False
+    ) -> None:
         self.folder = Path(folder)
+        self.lean = lean
         prepare_folder(self.folder)
         height, width = start.shape[:2]
         self.manifest: dict[str, Any] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "complete": False,
+            "state": "running",
             "width": width,
             "height": height,
             **info,
             "start": "frames/frame_0000.png",
             "steps": [],
         }
-        self.animation: list[Image.Image] = [animation_frame(start)]
+        self.animation: list[Image.Image] = [] if lean else [animation_frame(start)]
         write_png(self.folder / self.manifest["start"], start)
         self.save_manifest()
 
-    def add(self, step: StepLayer, frame: np.ndarray) -> None:
+    def add(self, step: StepLayer, frame: np.ndarray | None = None) -> None:
+        """Write step k; `frame` (frame k) is needed unless the folder is lean."""
         entry = {
             "index": step.index,
             "x": step.x,
@@ -122,18 +151,32 @@ class ResultWriter:
         }
         if not step.is_empty:
             write_png(self.folder / entry["layer"], step.pixels)
-        write_png(self.folder / entry["frame"], frame)
-        self.animation.append(animation_frame(frame))
+        if step.thumbnail is not None:
+            entry["thumbnail"] = f"thumbs/thumb_{step.index:04d}.png"
+            write_png(self.folder / entry["thumbnail"], step.thumbnail)
+        if not self.lean:
+            if frame is None:
+                raise ValueError("a full result folder needs every frame")
+            write_png(self.folder / entry["frame"], frame)
+            self.animation.append(animation_frame(frame))
         self.manifest["steps"].append(entry)
         self.save_manifest()
 
     def finish(self) -> None:
-        """Write the animations and mark the result complete."""
-        self.manifest["gif"] = "process.gif"
-        self.manifest["mp4"] = "process.mp4"
-        write_gif(self.folder / "process.gif", self.animation)
-        write_mp4(self.folder / "process.mp4", self.animation)
+        """Write the animations (unless lean) and mark the result complete."""
+        if not self.lean:
+            self.manifest["gif"] = "process.gif"
+            self.manifest["mp4"] = "process.mp4"
+            write_gif(self.folder / "process.gif", self.animation)
+            write_mp4(self.folder / "process.mp4", self.animation)
         self.manifest["complete"] = True
+        self.end("finished")
+
+    def end(self, state: str, message: str = "") -> None:
+        """Record how the process ended: finished, cancelled or failed (with a sentence)."""
+        self.manifest["state"] = state
+        if message:
+            self.manifest["message"] = message
         self.save_manifest()
 
     def save_manifest(self) -> None:

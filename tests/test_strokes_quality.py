@@ -6,7 +6,6 @@ bench/quality.py prints the same figures for three photos.
 import numpy as np
 import pytest
 from conftest import half_finished, photo
-
 from paintstep.engines import get_engine
 from paintstep.process import PaintRequest, frames
 from paintstep.quality import changed_fraction, detail_error, psnr, structure_error

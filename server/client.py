@@ -1,0 +1,247 @@
+"""A small client for `paintstep serve` (no Qt, no torch): the Krita docker and the CLI use it.
+
+    with Client("tcp://127.0.0.1:5571") as client:
+        for event in client.generate(request):
+            ...  # Accepted, Progress, StepLayer, Done
+
+Events of a job arrive in order. A dead or unreachable server raises ServerLost with a sentence
+that says what to do; the server's own refusals raise ServerError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from .keys import ClientKeys
+from .process import PaintRequest, StepLayer
+from .protocol import (
+    DEFAULT_ADDRESS,
+    HEARTBEAT_SECONDS,
+    MISSED_HEARTBEATS,
+    PROTOCOL_VERSION,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+    image_field,
+    new_id,
+    read_image,
+)
+
+
+class ServerLost(ConnectionError):
+    """The server cannot be reached or stopped answering."""
+
+
+class ServerError(RuntimeError):
+    """The server refused or failed a request; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: str
+    position: int
+    steps: int
+    state: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    job: str
+    done: float
+    stage: str
+
+
+@dataclass(frozen=True)
+class Done:
+    job: str
+    state: str  # finished or cancelled
+    steps: int
+
+
+class Client:
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        timeout: float = 5.0,
+        keys: ClientKeys | None = None,
+        max_side: int = 1 << 15,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.context = zmq.Context.instance()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if keys is not None:
+            self.socket.curve_serverkey = keys.server_public
+            self.socket.curve_publickey = keys.public
+            self.socket.curve_secretkey = keys.secret
+        self.socket.connect(address)
+        self.max_side = max_side
+        self.welcome: dict[str, Any] = {}
+        self.last_sent = 0.0
+        self.pending: list[Message] = []  # messages that arrived while waiting for another
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    # -- talking ------------------------------------------------------------------------------
+
+    def send(self, message: Message) -> str:
+        message.id = message.id or new_id()
+        self.socket.send_multipart(encode(message), copy=False)
+        self.last_sent = time.monotonic()
+        return message.id
+
+    def receive(self, wait: float) -> Message | None:
+        """The next message (heartbeats answered and skipped), or None after `wait` s of quiet."""
+        deadline = time.monotonic() + wait
+        while True:
+            if time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS:
+                self.send(Message("heartbeat"))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if not self.socket.poll(int(min(left, HEARTBEAT_SECONDS) * 1000)):
+                continue
+            frames = self.socket.recv_multipart(copy=False)
+            try:
+                message = decode(frames)
+            except ProtocolError as error:
+                raise ServerError(error.code, f"The server sent a bad message: {error}") from None
+            if message.type != "heartbeat":
+                return message
+
+    def wait_for(self, wanted: callable, what: str) -> Message:
+        """The first message for which wanted(message) holds; others are kept for later."""
+        for index, message in enumerate(self.pending):
+            if wanted(message):
+                return self.pending.pop(index)
+        silence = max(self.timeout, HEARTBEAT_SECONDS * MISSED_HEARTBEATS)
+        while True:
+            message = self.receive(silence)
+            if message is None:
+                raise ServerLost(
+                    f"The Paintstep server at {self.address} did not answer {what} within "
+                    f"{silence:.0f} s; check that `paintstep serve` is running there."
+                )
+            if wanted(message):
+                return message
+            self.pending.append(message)
+
+    def request(self, message: Message, what: str) -> Message:
+        ident = self.send(message)
+        reply = self.wait_for(lambda m: m.re == ident, what)
+        if reply.type == "error":
+            raise ServerError(reply.content.get("code", ""), reply.content.get("message", ""))
+        return reply
+
+    # -- the protocol's requests --------------------------------------------------------------
+
+    def connect(self) -> dict[str, Any]:
+        """Say hello; returns the server's welcome (engines, limits)."""
+        hello = Message("hello", {"client": "paintstep-client", "protocols": [PROTOCOL_VERSION]})
+        ident = self.send(hello)
+        deadline = self.timeout
+        reply = None
+        while reply is None:
+            message = self.receive(deadline)
+            if message is None:
+                raise ServerLost(
+                    f"No Paintstep server answers at {self.address}; start one with "
+                    "`paintstep serve` (or check the address and keys)."
+                )
+            if message.re == ident:
+                reply = message
+        if reply.type == "error":
+            raise ServerError(reply.content.get("code", ""), reply.content.get("message", ""))
+        self.welcome = reply.content
+        self.max_side = self.welcome.get("limits", {}).get("max_side", self.max_side)
+        return self.welcome
+
+    def generate(
+        self,
+        request: PaintRequest,
+        engine: str = "strokes",
+        name: str = "",
+        prompt: str | None = None,
+    ) -> Iterator[Accepted | Progress | StepLayer | Done]:
+        """Start a job and follow it: Accepted, then Progress and steps, then Done."""
+        buffers: list[Any] = []
+        content: dict[str, Any] = {
+            "canvas": image_field(request.canvas, buffers),
+            "steps": int(request.steps),
+            "seed": int(request.seed),
+            "engine": engine,
+            "options": dict(request.options),
+            "name": name,
+        }
+        if request.target is not None:
+            content["target"] = image_field(request.target, buffers)
+        if request.mask is not None:
+            content["mask"] = image_field(np.asarray(request.mask, np.uint8) * 255, buffers)
+        if request.paper is not None:
+            content["paper"] = request.paper
+        if prompt is not None:
+            content["prompt"] = prompt
+        accepted = self.request(Message("generate", content, buffers), "the new job")
+        return self.follow(accepted)
+
+    def fetch(self, job: str) -> Iterator[Accepted | Progress | StepLayer | Done]:
+        """Every step a job has so far, then the rest as it comes (if it still runs)."""
+        accepted = self.request(Message("fetch_job", job=job), f"fetching job {job}")
+        return self.follow(accepted)
+
+    def cancel(self, job: str) -> None:
+        self.send(Message("cancel", job=job))
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self.request(Message("list_jobs"), "the list of jobs").content.get("jobs", [])
+
+    def delete(self, job: str) -> None:
+        self.request(Message("delete_job", job=job), f"deleting job {job}")
+
+    def follow(self, accepted: Message) -> Iterator[Accepted | Progress | StepLayer | Done]:
+        job = accepted.job or ""
+        content = accepted.content
+        yield Accepted(
+            job, content.get("position", 0), content.get("steps", 0), content.get("state", "")
+        )
+        while True:
+            message = self.wait_for(lambda m: m.job == job, f"job {job}")
+            if message.type == "step":
+                yield self.read_step(message)
+            elif message.type == "progress":
+                yield Progress(
+                    job, message.content.get("done", 0.0), message.content.get("stage", "")
+                )
+            elif message.type == "done":
+                yield Done(job, message.content.get("state", ""), message.content.get("steps", 0))
+                return
+            elif message.type == "error":
+                raise ServerError(
+                    message.content.get("code", ""), message.content.get("message", "")
+                )
+
+    def read_step(self, message: Message) -> StepLayer:
+        content = message.content
+        layer = read_image(content, "layer", message.buffers, self.max_side)
+        small = read_image(content, "thumbnail", message.buffers, self.max_side)
+        return StepLayer(content["index"], content["x"], content["y"], layer, small)

@@ -1,0 +1,202 @@
+"""Messages of the Paintstep protocol (docs/protocol.md): a msgpack header plus raw buffers.
+
+No Qt, no torch: the Krita plugin carries this module with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 5571
+DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+HEARTBEAT_SECONDS = 1.0
+MISSED_HEARTBEATS = 5  # silence for this many heartbeats means the peer is gone
+
+# Every message type, with who sends it: "client", "server" or "both".
+MESSAGE_TYPES = {
+    "hello": "client",
+    "welcome": "server",
+    "generate": "client",
+    "accepted": "server",
+    "progress": "server",
+    "step": "server",
+    "done": "server",
+    "error": "both",
+    "cancel": "client",
+    "list_jobs": "client",
+    "jobs": "server",
+    "fetch_job": "client",
+    "delete_job": "client",
+    "deleted": "server",
+    "heartbeat": "both",
+}
+
+ERROR_CODES = (
+    "version",
+    "unknown_type",
+    "bad_message",
+    "bad_image",
+    "too_large",
+    "bad_request",
+    "unknown_job",
+    "busy",
+    "engine_failed",
+    "server_stopping",
+)
+
+IMAGE_FORMATS = {"rgba8": 4, "gray8": 1}
+MAX_HEADER_BYTES = 1 << 20
+
+
+class ProtocolError(Exception):
+    """A message that breaks the protocol; `code` is one of ERROR_CODES."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Message:
+    type: str
+    content: dict[str, Any] = field(default_factory=dict)
+    buffers: list[Any] = field(default_factory=list)
+    id: str = ""
+    re: str | None = None
+    job: str | None = None
+    version: int = PROTOCOL_VERSION
+
+
+_counter = itertools.count(1)
+_prefix = os.urandom(4).hex()
+
+
+def new_id() -> str:
+    return f"{_prefix}-{next(_counter)}"
+
+
+def encode(message: Message) -> list[Any]:
+    """The frames of a message: the msgpack header, then its buffers as they are (no copy)."""
+    if message.type not in MESSAGE_TYPES:
+        raise ValueError(f"unknown message type {message.type!r}")
+    header: dict[str, Any] = {
+        "v": message.version,
+        "type": message.type,
+        "id": message.id or new_id(),
+        "content": message.content,
+    }
+    if message.re is not None:
+        header["re"] = message.re
+    if message.job is not None:
+        header["job"] = message.job
+    return [msgpack.packb(header, use_bin_type=True), *message.buffers]
+
+
+def decode(frames: list[Any]) -> Message:
+    """A message from its frames, checked; raises ProtocolError for anything malformed."""
+    if not frames:
+        raise ProtocolError("bad_message", "The message is empty.")
+    raw = bytes(frames[0].buffer if hasattr(frames[0], "buffer") else frames[0])
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", "The message header is larger than 1 MB.")
+    try:
+        header = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=0)
+    except Exception:
+        raise ProtocolError(
+            "bad_message",
+            "The message header is not msgpack; send a header as docs/protocol.md says.",
+        ) from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_message", "The message header must be a map.")
+    version = header.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ProtocolError("bad_message", "The message header has no protocol version (v).")
+    kind = header.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", "The message header has no type.")
+    content = header.get("content", {})
+    if not isinstance(content, dict):
+        raise ProtocolError("bad_message", "The message content must be a map.")
+    ident = header.get("id", "")
+    re, job = header.get("re"), header.get("job")
+    for name, value in (("id", ident), ("re", re), ("job", job)):
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError("bad_message", f"The header field {name} must be a string.")
+    message = Message(kind, content, list(frames[1:]), ident, re, job, version)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "version",
+            f"This server speaks protocol {PROTOCOL_VERSION}, not {version}; update Paintstep "
+            "on the side that is older.",
+        )
+    if kind not in MESSAGE_TYPES:
+        raise ProtocolError("unknown_type", f"There is no message type {kind!r} in protocol 1.")
+    return message
+
+
+def image_field(pixels: np.ndarray, buffers: list[Any]) -> dict[str, Any]:
+    """Describe an image for `content` and append its pixels to `buffers` (no copy)."""
+    pixels = np.ascontiguousarray(pixels)
+    if pixels.ndim == 2:
+        fmt = "gray8"
+    elif pixels.ndim == 3 and pixels.shape[2] == 4:
+        fmt = "rgba8"
+    else:
+        raise ValueError(f"cannot send an image of shape {pixels.shape}")
+    buffers.append(memoryview(pixels.astype(np.uint8, copy=False)).cast("B"))
+    height, width = pixels.shape[:2]
+    return {"buffer": len(buffers) - 1, "width": width, "height": height, "format": fmt}
+
+
+def read_image(
+    content: dict[str, Any],
+    name: str,
+    buffers: list[Any],
+    max_side: int,
+    formats: tuple[str, ...] = ("rgba8",),
+) -> np.ndarray | None:
+    """The image `name` of a message's content as an array over its buffer (no copy), or None.
+
+    The description is checked against the limits before the buffer is touched.
+    """
+    spec = content.get(name)
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ProtocolError("bad_image", f"The {name} must be an image description (a map).")
+    width, height, fmt, index = (spec.get(k) for k in ("width", "height", "format", "buffer"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height, index)):
+        raise ProtocolError("bad_image", f"The {name} needs whole-number width, height, buffer.")
+    if fmt not in formats:
+        raise ProtocolError(
+            "bad_image", f"The {name} must be in format {' or '.join(formats)}, not {fmt!r}."
+        )
+    if width < 0 or height < 0 or max(width, height) > max_side:
+        raise ProtocolError(
+            "too_large",
+            f"The {name} is {width} x {height} px; this server takes up to {max_side} px a side.",
+        )
+    if not 0 <= index < len(buffers):
+        raise ProtocolError(
+            "bad_image", f"The {name} refers to buffer {index}, which was not sent."
+        )
+    frame = buffers[index]
+    data = frame.buffer if hasattr(frame, "buffer") else frame
+    channels = IMAGE_FORMATS[fmt]
+    expected = width * height * channels
+    if len(memoryview(data).cast("B")) != expected:
+        raise ProtocolError(
+            "bad_image",
+            f"The {name}'s buffer holds {len(memoryview(data).cast('B'))} bytes, not the "
+            f"{expected} that {width} x {height} {fmt} needs.",
+        )
+    array = np.frombuffer(data, np.uint8)
+    return array.reshape((height, width, channels) if channels > 1 else (height, width))

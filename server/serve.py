@@ -1,0 +1,626 @@
+"""`paintstep serve`: the ZeroMQ server that paints for the Krita docker and other clients.
+
+One thread owns the ROUTER socket and answers every message at once; engines run in worker
+threads and hand their events back over an inproc socket, so the server keeps answering while
+they paint. Every job is written to a lean result folder in the cache as it goes, so any client
+can fetch it again, and a restarted server still lists it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import queue
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgpack
+import zmq
+
+from . import __version__, paths
+from .engines import engine_names, get_engine
+from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
+from .protocol import (
+    HEARTBEAT_SECONDS,
+    MAX_HEADER_BYTES,
+    MISSED_HEARTBEATS,
+    PROTOCOL_VERSION,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+    image_field,
+    read_image,
+)
+from .result import ResultWriter, load_result
+
+log = logging.getLogger("paintstep.serve")
+
+EVENTS = "inproc://paintstep-events"
+MAX_QUEUED = 64
+
+
+@dataclass
+class Settings:
+    address: str
+    cache: Path
+    max_side: int = 8192
+    workers: int = 1
+    cache_days: float = 30.0
+    cache_bytes: int = 5 * 1024**3
+    keys: Path | None = None  # folder made by `paintstep keys`
+
+
+@dataclass
+class Job:
+    id: str
+    folder: Path
+    name: str = ""
+    engine: str = ""
+    steps: int = 0
+    width: int = 0
+    height: int = 0
+    created: float = field(default_factory=time.time)
+    state: str = "queued"
+    steps_done: int = 0
+    request: PaintRequest | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    subscribers: set[bytes] = field(default_factory=set)
+    deleting: bool = False  # removed once its worker has stopped
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "job": self.id,
+            "name": self.name,
+            "state": self.state,
+            "steps": self.steps,
+            "steps_done": self.steps_done,
+            "width": self.width,
+            "height": self.height,
+            "engine": self.engine,
+            "created": self.created,
+        }
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("finished", "cancelled", "failed", "interrupted")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a ZeroMQ address can only be reached from this machine."""
+    parts = urlsplit(address)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    def __init__(self, settings: Settings, context: zmq.Context | None = None) -> None:
+        self.settings = settings
+        self.context = context or zmq.Context()
+        self.jobs: dict[str, Job] = {}
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.seen: dict[bytes, float] = {}  # client identity -> when it last spoke
+        self.server_id = self.load_server_id()
+        self.stopping = threading.Event()
+        self.authenticator = None
+        self.router = self.bind()
+        self.events = self.context.socket(zmq.PULL)
+        self.events.bind(EVENTS)
+        self.load_jobs()
+        self.prune()
+        self.workers = [
+            threading.Thread(target=self.work, name=f"paintstep-worker-{i}", daemon=True)
+            for i in range(settings.workers)
+        ]
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    def bind(self) -> zmq.Socket:
+        settings = self.settings
+        router = self.context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes())
+        router.setsockopt(zmq.SNDHWM, 256)
+        router.setsockopt(zmq.RCVHWM, 64)
+        if not is_loopback(settings.address) or settings.keys is not None:
+            self.secure(router)
+        try:
+            router.bind(settings.address)
+        except zmq.ZMQError as error:
+            router.close()
+            raise PaintError(
+                f"Cannot listen on {settings.address} ({error.strerror}); another server may be "
+                "running there: stop it or choose another --port."
+            ) from None
+        return router
+
+    def secure(self, router: zmq.Socket) -> None:
+        from .keys import load_server_keys
+
+        keys = self.settings.keys
+        if keys is None:
+            raise PaintError(
+                f"Listening on {self.settings.address} lets other machines in, so it needs keys: "
+                "run `paintstep keys` to make them, then start the server with --keys, or "
+                "listen on 127.0.0.1 only."
+            )
+        public, secret, clients = load_server_keys(keys)
+        from zmq.auth.thread import ThreadAuthenticator
+
+        self.authenticator = ThreadAuthenticator(self.context)
+        self.authenticator.start()
+        self.authenticator.configure_curve(domain="*", location=str(clients))
+        router.curve_secretkey = secret
+        router.curve_publickey = public
+        router.curve_server = True
+
+    def max_message_bytes(self) -> int:
+        side = self.settings.max_side
+        return MAX_HEADER_BYTES + 2 * side * side * 4 + side * side
+
+    def load_server_id(self) -> str:
+        path = self.settings.cache / "server-id"
+        self.settings.cache.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(uuid.uuid4().hex)
+        return path.read_text().strip()
+
+    def jobs_dir(self) -> Path:
+        return self.settings.cache / "jobs"
+
+    def load_jobs(self) -> None:
+        """Jobs a previous run left in the cache; the ones it was painting were interrupted."""
+        self.jobs_dir().mkdir(parents=True, exist_ok=True)
+        for folder in self.jobs_dir().iterdir():
+            try:
+                result = load_result(folder)
+            except PaintError:
+                continue
+            manifest = result.manifest
+            job = Job(
+                id=folder.name,
+                folder=folder,
+                name=manifest.get("name", ""),
+                engine=manifest.get("engine", ""),
+                steps=manifest.get("steps_planned", len(result.steps)),
+                width=manifest.get("width", 0),
+                height=manifest.get("height", 0),
+                created=manifest.get("created", folder.stat().st_mtime),
+                state=result.state,
+                steps_done=len(result.steps),
+            )
+            if job.state in ("running", "queued"):
+                job.state = "interrupted"
+                manifest["state"] = "interrupted"
+                manifest["message"] = "The server stopped while painting this job."
+                (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            self.jobs[job.id] = job
+        log.info("%d jobs in the cache at %s", len(self.jobs), self.jobs_dir())
+
+    def prune(self) -> None:
+        """Remove ended jobs older than the setting, then the oldest while the cache is too big."""
+        cutoff = time.time() - self.settings.cache_days * 86400
+        ended = sorted((j for j in self.jobs.values() if j.ended), key=lambda j: j.created)
+        for job in ended:
+            if job.created < cutoff:
+                self.remove(job)
+        sizes = {j.id: folder_size(j.folder) for j in ended if j.id in self.jobs}
+        total = sum(sizes.values())
+        for job in ended:
+            if total <= self.settings.cache_bytes:
+                break
+            if job.id in self.jobs:
+                total -= sizes.get(job.id, 0)
+                self.remove(job)
+
+    def remove(self, job: Job) -> None:
+        shutil.rmtree(job.folder, ignore_errors=True)
+        self.jobs.pop(job.id, None)
+        log.info("removed job %s", job.id)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until stop() is called."""
+        for worker in self.workers:
+            worker.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.events, zmq.POLLIN)
+        log.info("Paintstep %s serving on %s", __version__, self.settings.address)
+        next_beat = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                ready = dict(poller.poll(timeout=int(HEARTBEAT_SECONDS * 250)))
+                if self.events in ready:
+                    self.forward_events()
+                if self.router in ready:
+                    self.receive()
+                if time.monotonic() >= next_beat:
+                    self.heartbeat()
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        for job in self.jobs.values():
+            job.cancel.set()
+        for _ in self.workers:
+            self.queue.put(None)
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.join(timeout=5)
+        self.forward_events()
+        self.router.close(linger=0)
+        self.events.close(linger=0)
+        if self.authenticator is not None:
+            self.authenticator.stop()
+        log.info("stopped")
+
+    def receive(self) -> None:
+        for _ in range(100):  # a burst at a time, so worker events are never starved
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            identity = frames[0].bytes
+            self.seen[identity] = time.monotonic()
+            try:
+                message = decode(frames[1:])
+            except ProtocolError as error:
+                log.debug("bad message from %s: %s", identity.hex(), error.message)
+                self.send_error(identity, error.code, error.message)
+                continue
+            try:
+                self.handle(identity, message)
+            except ProtocolError as error:
+                self.send_error(identity, error.code, error.message, message.id, message.job)
+            except PaintError as error:
+                self.send_error(identity, "bad_request", str(error), message.id, message.job)
+            except Exception:
+                log.exception("failed to handle a %s message", message.type)
+                self.send_error(
+                    identity,
+                    "bad_message",
+                    "The server could not handle this message; see the server's log.",
+                    message.id,
+                    message.job,
+                )
+
+    def send(self, identity: bytes, message: Message) -> None:
+        try:
+            self.router.send_multipart([identity, *encode(message)], copy=False)
+        except zmq.ZMQError as error:  # a full queue to a client that stopped reading
+            log.debug("could not send to %s: %s", identity.hex(), error)
+
+    def send_error(
+        self,
+        identity: bytes,
+        code: str,
+        text: str,
+        re: str | None = None,
+        job: str | None = None,
+    ) -> None:
+        self.send(identity, Message("error", {"code": code, "message": text}, re=re, job=job))
+
+    def heartbeat(self) -> None:
+        silence = HEARTBEAT_SECONDS * MISSED_HEARTBEATS
+        now = time.monotonic()
+        for identity, last in list(self.seen.items()):
+            if now - last > silence:
+                del self.seen[identity]
+                for job in self.jobs.values():
+                    job.subscribers.discard(identity)
+                log.info("client %s is gone", identity.hex())
+            else:
+                self.send(identity, Message("heartbeat"))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def handle(self, identity: bytes, message: Message) -> None:
+        handler = getattr(self, f"on_{message.type}", None)
+        if handler is None:
+            raise ProtocolError(
+                "unknown_type", f"The server does not take {message.type} messages."
+            )
+        handler(identity, message)
+
+    def on_heartbeat(self, identity: bytes, message: Message) -> None:
+        pass
+
+    def on_error(self, identity: bytes, message: Message) -> None:
+        log.warning("client %s reports: %s", identity.hex(), message.content.get("message"))
+
+    def on_hello(self, identity: bytes, message: Message) -> None:
+        engines = []
+        for name in engine_names():
+            engine = get_engine(name)
+            options = [
+                {
+                    "name": o.name,
+                    "type": o.kind.__name__,
+                    "default": o.default,
+                    "minimum": o.minimum,
+                    "maximum": o.maximum,
+                    "help": o.help,
+                }
+                for o in engine.options
+            ]
+            engines.append({"name": name, "description": engine.description, "options": options})
+        side = self.settings.max_side
+        content = {
+            "server_id": self.server_id,
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "engines": engines,
+            "limits": {
+                "max_side": side,
+                "max_pixels": side * side,
+                "max_steps": MAX_STEPS,
+                "max_message_bytes": self.max_message_bytes(),
+            },
+            "heartbeat": HEARTBEAT_SECONDS,
+        }
+        self.send(identity, Message("welcome", content, re=message.id))
+
+    def on_generate(self, identity: bytes, message: Message) -> None:
+        content = message.content
+        side = self.settings.max_side
+        canvas = read_image(content, "canvas", message.buffers, side)
+        if canvas is None:
+            raise ProtocolError("bad_message", "A generate message needs a canvas.")
+        target = read_image(content, "target", message.buffers, side)
+        mask = read_image(content, "mask", message.buffers, side, ("gray8",))
+        engine_name = content.get("engine", "strokes")
+        if not isinstance(engine_name, str):
+            raise ProtocolError("bad_message", "The engine must be a name.")
+        engine = get_engine(engine_name)
+        options = content.get("options", {})
+        if not isinstance(options, dict):
+            raise ProtocolError("bad_message", "The options must be a map.")
+        request = PaintRequest(
+            canvas=canvas,
+            target=target,
+            mask=None if mask is None else mask > 0,
+            steps=content.get("steps", 16),
+            seed=content.get("seed", 0),
+            paper=content.get("paper"),
+            options=options,
+        )
+        if not isinstance(request.seed, int) or isinstance(request.seed, bool):
+            raise PaintError("The seed must be a whole number.")
+        request.validate()
+        engine.settings(request)
+        if sum(1 for j in self.jobs.values() if j.state == "queued") >= MAX_QUEUED:
+            raise ProtocolError("busy", "The server has too many jobs waiting; try again later.")
+        job_id = uuid.uuid4().hex[:16]
+        name = content.get("name", "")
+        job = Job(
+            id=job_id,
+            folder=self.jobs_dir() / job_id,
+            name=name if isinstance(name, str) else "",
+            engine=engine_name,
+            steps=request.steps,
+            width=canvas.shape[1],
+            height=canvas.shape[0],
+            request=request,
+            subscribers={identity},
+        )
+        self.jobs[job_id] = job
+        position = sum(1 for j in self.jobs.values() if j.state in ("queued", "running")) - 1
+        self.send(
+            identity,
+            Message(
+                "accepted",
+                {"position": position, "steps": job.steps, "state": job.state},
+                re=message.id,
+                job=job_id,
+            ),
+        )
+        log.info(
+            "job %s: %s, %d steps, %dx%d", job_id, engine_name, job.steps, *canvas.shape[1::-1]
+        )
+        self.queue.put(job)
+
+    def job_of(self, message: Message) -> Job:
+        job = self.jobs.get(message.job or "")
+        if job is None:
+            raise ProtocolError(
+                "unknown_job",
+                f"There is no job {message.job!r} on this server; list the jobs to see which "
+                "there are.",
+            )
+        return job
+
+    def on_cancel(self, identity: bytes, message: Message) -> None:
+        job = self.job_of(message)
+        job.subscribers.add(identity)
+        if job.ended:
+            self.send(identity, self.done_message(job, re=message.id))
+            return
+        job.cancel.set()
+        log.info("job %s: cancel asked", job.id)
+
+    def on_list_jobs(self, identity: bytes, message: Message) -> None:
+        listed = sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
+        content = {"jobs": [j.summary() for j in listed]}
+        self.send(identity, Message("jobs", content, re=message.id))
+
+    def on_fetch_job(self, identity: bytes, message: Message) -> None:
+        job = self.job_of(message)
+        state = {"position": 0, "steps": job.steps, "state": job.state}
+        self.send(identity, Message("accepted", state, re=message.id, job=job.id))
+        if job.steps_done:
+            result = load_result(job.folder)
+            for index in range(1, job.steps_done + 1):
+                step = result.layer(index)
+                step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
+                self.send(identity, self.step_message(job, step))
+        if job.ended:
+            self.send(identity, self.done_message(job))
+        else:
+            job.subscribers.add(identity)
+
+    def on_delete_job(self, identity: bytes, message: Message) -> None:
+        job = self.job_of(message)
+        job.cancel.set()
+        job.subscribers.clear()
+        if job.ended:
+            self.remove(job)
+        else:
+            job.deleting = True
+        self.send(identity, Message("deleted", {}, re=message.id, job=job.id))
+
+    def step_message(self, job: Job, step: StepLayer) -> Message:
+        buffers: list[Any] = []
+        content = {
+            "index": step.index,
+            "steps": job.steps,
+            "x": step.x,
+            "y": step.y,
+            "layer": image_field(step.pixels, buffers),
+            "thumbnail": image_field(step.thumbnail, buffers),
+        }
+        return Message("step", content, buffers, job=job.id)
+
+    def done_message(self, job: Job, re: str | None = None) -> Message:
+        content = {"state": job.state, "steps": job.steps_done}
+        return Message("done", content, re=re, job=job.id)
+
+    # -- the workers --------------------------------------------------------------------------
+
+    def forward_events(self) -> None:
+        """Pass what workers report to the job's clients, keeping the job's record."""
+        while True:
+            try:
+                frames = self.events.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            job_id = frames[1].bytes.decode()
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            update = msgpack.unpackb(frames[2].bytes)
+            job.state = update.get("state", job.state)
+            job.steps_done = update.get("steps_done", job.steps_done)
+            for identity in list(job.subscribers):
+                self.router.send_multipart([identity, *frames[3:]], copy=False)
+            if job.ended and job.deleting:
+                self.remove(job)
+            elif job.ended:
+                job.subscribers.clear()
+                job.request = None
+                self.prune()
+
+    def work(self) -> None:
+        events = self.context.socket(zmq.PUSH)
+        events.connect(EVENTS)
+        try:
+            while True:
+                job = self.queue.get()
+                if job is None:
+                    return
+                self.paint(job, events)
+        finally:
+            events.close(linger=1000)
+
+    def paint(self, job: Job, events: zmq.Socket) -> None:
+        """Run one job's engine, writing its steps to the cache and reporting each."""
+
+        def report(kind: str, update: dict[str, Any], message: Message | None = None) -> None:
+            frames = encode(message) if message is not None else []
+            events.send_multipart(
+                [kind.encode(), job.id.encode(), msgpack.packb(update), *frames], copy=False
+            )
+
+        request = job.request
+        if request is None:
+            return
+        if job.cancel.is_set():
+            state = "cancelled"
+            report(
+                "done", {"state": state}, Message("done", {"state": state, "steps": 0}, job=job.id)
+            )
+            return
+        report(
+            "state",
+            {"state": "running"},
+            Message("progress", {"done": 0.0, "stage": "planning"}, job=job.id),
+        )
+        info = {
+            "engine": job.engine,
+            "seed": request.seed,
+            "steps_planned": request.steps,
+            "name": job.name,
+            "created": job.created,
+        }
+        writer = ResultWriter(job.folder, request.first_frame(), info, lean=True)
+        done = 0
+        try:
+            engine = get_engine(job.engine)
+            for step in engine.paint(request, job.cancel):
+                writer.add(step)
+                done = step.index
+                report("step", {"steps_done": done}, self.step_message(job, step))
+                progress = {"done": done / request.steps, "stage": "painting"}
+                report("progress", {}, Message("progress", progress, job=job.id))
+            state = "cancelled" if job.cancel.is_set() and done < request.steps else "finished"
+            if state == "finished":
+                writer.finish()
+            else:
+                writer.end(state)
+            log.info("job %s: %s after %d steps", job.id, state, done)
+            report(
+                "done",
+                {"state": state},
+                Message("done", {"state": state, "steps": done}, job=job.id),
+            )
+        except PaintError as error:
+            writer.end("failed", str(error))
+            error_message = Message(
+                "error", {"code": "bad_request", "message": str(error)}, job=job.id
+            )
+            report("done", {"state": "failed"}, error_message)
+        except Exception as error:
+            log.exception("job %s failed", job.id)
+            writer.end("failed", f"The engine failed: {error}")
+            text = f"The {job.engine} engine failed ({error}); see the server's log."
+            report(
+                "done",
+                {"state": "failed"},
+                Message("error", {"code": "engine_failed", "message": text}, job=job.id),
+            )
+
+
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def setup_logging(verbose: bool) -> Path:
+    folder = paths.log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    logfile = folder / "server.log"
+    root = logging.getLogger("paintstep")
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in (logging.FileHandler(logfile), logging.StreamHandler()):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    return logfile

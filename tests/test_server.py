@@ -1,0 +1,483 @@
+"""The server and its client for real: a `paintstep serve` process, real sockets, on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from conftest import half_finished, photo
+from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost
+from paintstep.engines import get_engine
+from paintstep.keys import load_client_keys, make_keys
+from paintstep.process import PaintRequest, StepLayer
+from paintstep.protocol import MESSAGE_TYPES, Message, encode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.args = args
+        self.process: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> ServerProcess:
+        env = dict(os.environ, XDG_STATE_HOME=str(self.tmp / "state"))
+        command = [sys.executable, "-m", "paintstep", "serve", "--port", str(self.port)]
+        command += ["--cache-dir", str(self.tmp / "cache"), *self.args]
+        self.output = open(self.tmp / f"server-{self.port}.log", "a")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.output, stderr=subprocess.STDOUT, text=True
+        )
+        if wait:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                try:
+                    with Client(self.address, timeout=0.5) as client:
+                        assert client.welcome
+                        return self
+                except ServerLost:
+                    assert self.process.poll() is None, self.log()
+            raise AssertionError("the server did not start")
+        return self
+
+    def log(self) -> str:
+        return (self.tmp / f"server-{self.port}.log").read_text()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server(tmp_path):
+    running = ServerProcess(tmp_path).start()
+    yield running
+    running.stop()
+
+
+def run_job(client: Client, request: PaintRequest, **kwargs):
+    events = list(client.generate(request, **kwargs))
+    steps = [e for e in events if isinstance(e, StepLayer)]
+    return events, steps
+
+
+def test_welcome_names_the_engines_and_limits(server):
+    with Client(server.address) as client:
+        welcome = client.welcome
+    assert welcome["protocol"] == 1
+    assert "strokes" in [engine["name"] for engine in welcome["engines"]]
+    options = welcome["engines"][0]["options"]
+    assert {"detail", "opacity"} <= {option["name"] for option in options}
+    assert welcome["limits"]["max_side"] >= 8192
+
+
+def test_a_job_streams_its_steps_the_same_as_painting_in_process(server):
+    request = PaintRequest(half_finished(photo("coffee", 96)), photo("coffee", 96), steps=6, seed=3)
+    with Client(server.address) as client:
+        events, steps = run_job(client, request, name="cup")
+    assert isinstance(events[0], Accepted) and isinstance(events[-1], Done)
+    assert events[-1].state == "finished" and events[-1].steps == 6
+    assert any(isinstance(e, Progress) for e in events)
+    local = list(get_engine("strokes").paint(request))
+    assert [s.index for s in steps] == list(range(1, 7))
+    for remote, here in zip(steps, local):
+        assert remote.bbox == here.bbox
+        assert np.array_equal(remote.pixels, here.pixels)
+        assert np.array_equal(remote.thumbnail, here.thumbnail)
+
+
+def test_several_clients_at_once_each_get_all_of_their_own_steps(server):
+    results = {}
+
+    def one(seed: int) -> None:
+        with Client(server.address) as client:
+            request = PaintRequest(photo("chelsea", 80), steps=5, seed=seed)
+            events, steps = run_job(client, request)
+            results[seed] = (
+                events[0].job,
+                {e.job for e in events if not isinstance(e, StepLayer)},
+                steps,
+            )
+
+    threads = [threading.Thread(target=one, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 4
+    for seed, (job, jobs_seen, steps) in results.items():
+        assert jobs_seen == {job}
+        assert [s.index for s in steps] == [1, 2, 3, 4, 5]
+        local = list(
+            get_engine("strokes").paint(PaintRequest(photo("chelsea", 80), steps=5, seed=seed))
+        )
+        assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, local))
+
+
+def test_cancel_takes_effect_within_one_step(server):
+    with Client(server.address) as client:
+        events = client.generate(PaintRequest(photo("astronaut", 256), steps=60), name="long")
+        job, got = None, []
+        for event in events:
+            if isinstance(event, Accepted):
+                job = event.job
+            elif isinstance(event, StepLayer):
+                got.append(event)
+                if len(got) == 2:
+                    client.cancel(job)
+            elif isinstance(event, Done):
+                done = event
+        assert done.state == "cancelled"
+        assert len(got) <= 4
+        listed = {j["job"]: j for j in client.list_jobs()}
+        assert listed[job]["state"] == "cancelled"
+
+
+def test_any_client_lists_fetches_and_deletes_jobs(server):
+    request = PaintRequest(photo("coffee", 80), steps=4, seed=1)
+    with Client(server.address) as first:
+        events, steps = run_job(first, request, name="first")
+    job = events[0].job
+    with Client(server.address) as other:
+        listed = other.list_jobs()
+        assert listed[0]["job"] == job and listed[0]["name"] == "first"
+        assert listed[0]["state"] == "finished" and listed[0]["steps_done"] == 4
+        fetched = list(other.fetch(job))
+        again = [e for e in fetched if isinstance(e, StepLayer)]
+        assert isinstance(fetched[-1], Done) and fetched[-1].state == "finished"
+        assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again, steps))
+        assert all(np.array_equal(a.thumbnail, b.thumbnail) for a, b in zip(again, steps))
+        other.delete(job)
+        assert job not in [j["job"] for j in other.list_jobs()]
+        with pytest.raises(ServerError, match="no job"):
+            list(other.fetch(job))
+    assert not (server.tmp / "cache" / "jobs" / job).exists()
+
+
+def test_bad_requests_get_a_sentence_and_the_server_keeps_serving(server):
+    with Client(server.address) as client:
+        with pytest.raises(ServerError, match="between 1 and 1000"):
+            list(client.generate(PaintRequest(photo("coffee", 40), steps=5000)))
+        with pytest.raises(ServerError, match="nothing left to paint"):
+            coffee = photo("coffee", 40)
+            list(client.generate(PaintRequest(coffee, target=coffee, steps=3)))
+        with pytest.raises(ServerError, match="no engine"):
+            list(client.generate(PaintRequest(photo("coffee", 40), steps=3), engine="oil"))
+        _, steps = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
+        assert len(steps) == 2
+
+
+def raw_exchange(address: str, frames: list[bytes], wait: float = 3.0) -> dict | None:
+    socket_ = zmq.Context.instance().socket(zmq.DEALER)
+    socket_.setsockopt(zmq.LINGER, 0)
+    socket_.connect(address)
+    try:
+        socket_.send_multipart(frames)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if socket_.poll(200):
+                header = msgpack.unpackb(socket_.recv_multipart()[0])
+                if header["type"] != "heartbeat":
+                    return header
+        return None
+    finally:
+        socket_.close()
+
+
+def header(kind: str, content=None, version: int = 1) -> bytes:
+    return msgpack.packb({"v": version, "type": kind, "id": "x1", "content": content or {}})
+
+
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        ([b"\xc1\xc1garbage"], "bad_message"),
+        ([msgpack.packb([1, 2, 3])], "bad_message"),
+        ([msgpack.packb({"type": "hello"})], "bad_message"),
+        ([header("hello", version=99)], "version"),
+        ([header("paint_faster")], "unknown_type"),
+        ([header("welcome")], "unknown_type"),
+        ([header("generate", {})], "bad_message"),
+        (
+            [
+                header(
+                    "generate",
+                    {"canvas": {"buffer": 0, "width": 10, "height": 10, "format": "rgba8"}},
+                ),
+                b"short",
+            ],
+            "bad_image",
+        ),
+        (
+            [
+                header(
+                    "generate",
+                    {"canvas": {"buffer": 0, "width": 90000, "height": 10, "format": "rgba8"}},
+                ),
+                b"",
+            ],
+            "too_large",
+        ),
+        (
+            [
+                header(
+                    "generate",
+                    {"canvas": {"buffer": 3, "width": 1, "height": 1, "format": "rgba8"}},
+                )
+            ],
+            "bad_image",
+        ),
+        ([header("fetch_job")], "unknown_job"),
+    ],
+)
+def test_malformed_messages_get_an_error_with_its_code(server, frames, code):
+    reply = raw_exchange(server.address, frames)
+    assert reply is not None and reply["type"] == "error"
+    assert reply["content"]["code"] == code
+    assert (
+        reply["content"]["message"].endswith((".", ";", ")"))
+        or len(reply["content"]["message"]) > 10
+    )
+    with Client(server.address) as client:
+        assert client.welcome["protocol"] == 1
+
+
+@pytest.mark.slow
+def test_thousands_of_random_malformed_messages_do_not_bring_the_server_down(server):
+    rng = np.random.default_rng(0)
+    socket_ = zmq.Context.instance().socket(zmq.DEALER)
+    socket_.setsockopt(zmq.LINGER, 0)
+    socket_.connect(server.address)
+    kinds = list(MESSAGE_TYPES) + ["", "x" * 300]
+    for i in range(3000):
+        choice = i % 4
+        if choice == 0:
+            frames = [rng.bytes(int(rng.integers(0, 64)))]
+        elif choice == 1:
+            content = {
+                "canvas": {
+                    "buffer": int(rng.integers(-2, 3)),
+                    "width": int(rng.integers(-5, 40)),
+                    "height": int(rng.integers(-5, 40)),
+                    "format": str(rng.choice(["rgba8", "gray8", "x"])),
+                },
+                "steps": int(rng.integers(-3, 3000)),
+                "engine": str(rng.choice(["strokes", "?"])),
+                "options": {"detail": float(rng.normal())},
+            }
+            frames = [
+                header(str(rng.choice(kinds)), content),
+                rng.bytes(int(rng.integers(0, 2000))),
+            ]
+        elif choice == 2:
+            frames = [
+                msgpack.packb(
+                    {
+                        "v": int(rng.integers(0, 3)),
+                        "type": str(rng.choice(kinds)),
+                        "job": str(rng.integers(0, 9)),
+                        "content": rng.bytes(4),
+                    }
+                )
+            ]
+        else:
+            frames = [
+                header(str(rng.choice(kinds)), {"jobs": None, "steps": "many"}),
+                b"",
+                b"\x00" * 7,
+            ]
+        socket_.send_multipart(frames)
+        if i % 200 == 0:
+            while socket_.poll(0):
+                socket_.recv_multipart()
+    socket_.close()
+    assert server.process.poll() is None
+    with Client(server.address) as client:
+        _, steps = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
+        assert len(steps) == 2
+
+
+CLIENT_THAT_DIES = """
+import sys
+from paintstep.client import Client, Accepted
+from paintstep.process import PaintRequest
+sys.path.insert(0, sys.argv[2])
+from conftest import photo
+client = Client(sys.argv[1]); client.connect()
+for event in client.generate(PaintRequest(photo("astronaut", 192), steps=12, seed=5)):
+    if isinstance(event, Accepted):
+        print(event.job, flush=True)
+"""
+
+
+def test_a_client_killed_mid_job_fetches_everything_after_reconnecting(server):
+    dying = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_THAT_DIES, server.address, str(ROOT / "tests")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    job = dying.stdout.readline().strip()
+    dying.kill()
+    dying.wait()
+    with Client(server.address) as client:
+        events = list(client.fetch(job))
+    steps = [e for e in events if isinstance(e, StepLayer)]
+    assert events[-1].state == "finished"
+    assert [s.index for s in steps] == list(range(1, 13))
+    local = list(
+        get_engine("strokes").paint(PaintRequest(photo("astronaut", 192), steps=12, seed=5))
+    )
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, local))
+
+
+def test_a_server_killed_mid_job_still_has_its_steps_after_a_restart(tmp_path):
+    first = ServerProcess(tmp_path).start()
+    with Client(first.address) as client:
+        got, job = [], None
+        for event in client.generate(PaintRequest(photo("astronaut", 320), steps=40, seed=2)):
+            if isinstance(event, Accepted):
+                job = event.job
+            if isinstance(event, StepLayer):
+                got.append(event)
+                if len(got) == 3:
+                    first.kill()
+                    break
+        with pytest.raises(ServerLost, match="did not answer"):
+            client.timeout = 1
+            list(client.fetch(job))
+    second = ServerProcess(tmp_path)
+    second.port, second.address = first.port, first.address
+    second.start()
+    try:
+        with Client(second.address) as client:
+            listed = {j["job"]: j for j in client.list_jobs()}
+            assert listed[job]["state"] == "interrupted"
+            assert listed[job]["steps_done"] >= 3
+            events = list(client.fetch(job))
+        steps = [e for e in events if isinstance(e, StepLayer)]
+        assert events[-1].state == "interrupted"
+        assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps[:3], got))
+    finally:
+        second.stop()
+
+
+def test_no_server_is_reported_in_plain_words():
+    with pytest.raises(ServerLost, match="start one with `paintstep serve`"):
+        Client(f"tcp://127.0.0.1:{free_port()}", timeout=0.5).connect()
+
+
+def test_listening_beyond_this_machine_without_keys_is_refused(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "paintstep",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path)),
+    )
+    assert done.returncode == 2
+    assert "paintstep keys" in done.stderr
+
+
+def test_with_keys_only_clients_holding_a_known_key_are_served(tmp_path):
+    keys = tmp_path / "keys"
+    make_keys(keys, "painter")
+    stranger = tmp_path / "stranger"
+    make_keys(stranger, "painter")
+    served = ServerProcess(tmp_path, "--keys", str(keys))
+    served.start(wait=False)
+    try:
+        good = load_client_keys(keys, "painter")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with Client(served.address, timeout=1, keys=good) as client:
+                    _, steps = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
+                    assert len(steps) == 2
+                    break
+            except ServerLost:
+                assert time.monotonic() < deadline
+        bad = load_client_keys(stranger, "painter")
+        bad = type(bad)(good.server_public, bad.public, bad.secret)
+        with pytest.raises(ServerLost):
+            Client(served.address, timeout=1.5, keys=bad).connect()
+        with pytest.raises(ServerLost):
+            Client(served.address, timeout=1.5).connect()
+    finally:
+        served.stop()
+
+
+def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_path):
+    from paintstep.result import load_result
+    from PIL import Image
+
+    picture = tmp_path / "p.png"
+    Image.fromarray(photo("coffee", 72)).save(picture)
+    base = [sys.executable, "-m", "paintstep", "paint", str(picture), "--steps", "4", "-q"]
+    remote = subprocess.run(
+        base + ["--out", str(tmp_path / "r"), "--server", server.address],
+        capture_output=True,
+        text=True,
+    )
+    assert remote.returncode == 0, remote.stderr
+    subprocess.run(base + ["--out", str(tmp_path / "l")], check=True)
+    a, b = load_result(tmp_path / "r"), load_result(tmp_path / "l")
+    assert a.complete and len(a.steps) == 4
+    for k in range(5):
+        assert np.array_equal(a.frame(k), b.frame(k))
+    gone = subprocess.run(
+        base + ["--out", str(tmp_path / "x"), "--server", f"tcp://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+    )
+    assert gone.returncode == 2 and "paintstep serve" in gone.stderr
+
+
+def test_every_message_type_is_documented_and_every_documented_one_exists():
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    documented = set()
+    for heading in re.findall(r"^### (.+)$", text, re.M):
+        documented |= set(re.findall(r"([a-z_]+) \((?:client|server|both)", heading))
+        documented |= set(re.findall(r"^([a-z_]+)$", heading.strip()))
+    assert documented == set(MESSAGE_TYPES)
+    for kind in MESSAGE_TYPES:
+        assert encode(Message(kind))

@@ -53,13 +53,17 @@ def main() -> int:
     parser.add_argument("--sizes", default="1024,4096")
     parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()
-    print(f"{'size':>6} {'steps':>5} {'first s':>8} {'total s':>8} {'ref ms':>7} "
-          f"{'first/ref':>9} {'total/ref':>9} {'peak MB':>8}")
+    print(
+        f"{'size':>6} {'steps':>5} {'first s':>8} {'total s':>8} {'ref ms':>7} "
+        f"{'first/ref':>9} {'total/ref':>9} {'peak MB':>8}"
+    )
     for size in map(int, args.sizes.split(",")):
         began = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", CHILD, str(size), str(args.steps)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         print(

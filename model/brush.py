@@ -29,21 +29,6 @@ class Strokes:
     def take(self, index: np.ndarray | slice) -> Strokes:
         return Strokes(self.points[index], self.count[index], self.color[index], self.radius[index])
 
-    @staticmethod
-    def concat(batches: list[Strokes]) -> Strokes:
-        width = max((b.points.shape[1] for b in batches), default=1)
-        padded = []
-        for b in batches:
-            extra = width - b.points.shape[1]
-            # Repeating the last point keeps the unused tail of a stroke where it ended.
-            padded.append(np.concatenate([b.points, np.repeat(b.points[:, -1:], extra, 1)], 1))
-        return Strokes(
-            np.concatenate(padded) if padded else np.zeros((0, 1, 2), np.float32),
-            np.concatenate([b.count for b in batches]) if batches else np.zeros(0, int),
-            np.concatenate([b.color for b in batches]) if batches else np.zeros((0, 4)),
-            np.concatenate([b.radius for b in batches]) if batches else np.zeros(0),
-        )
-
     def paint_amount(self) -> np.ndarray:
         """Roughly how many pixels' worth of paint each stroke lays down."""
         steps = np.diff(self.points, axis=1)
@@ -126,7 +111,3 @@ def premultiply(rgba: np.ndarray) -> np.ndarray:
     if rgba[..., 3].min(initial=255) == 255:
         return rgba  # opaque: already premultiplied
     return np.asarray(Image.fromarray(rgba, "RGBA").convert("RGBa"))
-
-
-def unpremultiply(rgba: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgba, "RGBa").convert("RGBA"))

@@ -22,6 +22,7 @@ from paintstep.process import (
     PaintRequest,
     StepLayer,
     Thumbnail,
+    blend_over,
     blend_words,
     composite,
     crop_to_paint,
@@ -92,9 +93,16 @@ def paint_process(
     request: PaintRequest, settings: Settings, cancel: threading.Event
 ) -> Iterator[StepLayer]:
     frame = request.first_frame()
-    goal = request.goal
+    # The target is laid over the canvas: where it is transparent, the canvas shows. (Paint only
+    # adds, so it could not take opacity away there anyway.)
+    goal = blend_over(frame, request.goal)
     paintable = paintable_region(frame, goal, request.mask, settings.tolerance)
     if not paintable.any():
+        if request.target is None:
+            raise PaintError(
+                "The picture looks like the blank paper it would start from, so there is "
+                "nothing to paint; choose another --paper or another picture."
+            )
         raise PaintError(
             "The canvas already matches the target everywhere it may be painted, so there is "
             "nothing left to paint; give a different target or a larger mask."
@@ -233,7 +241,7 @@ class Painter:
         off = squared_distance(canvas, self.goal_pm) > self.settings.tolerance**2
         off &= self.paintable
         todo = np.bincount(self.areas[off], minlength=AREAS).astype(np.float64)
-        present = np.flatnonzero(np.bincount(self.areas[self.paintable], minlength=AREAS))
+        present = np.flatnonzero(todo)
         start = strokes.points[:, 0]
         stroke_area = self.areas[
             np.clip(np.rint(start[:, 1]).astype(np.int64), 0, height - 1),
@@ -391,7 +399,9 @@ def plan_level(
     # A painter mixes each brushful a little differently: vary value and hue per stroke.
     jitter = 0.0 if finest else settings.jitter
     straight = straight * np.exp(rng.normal(0, jitter, (len(starts), 1)))
-    straight += rng.normal(0, jitter / 2, straight.shape)
+    # Hue varies only as much as the colour has hue: greys stay grey.
+    chroma = straight.max(axis=1, keepdims=True) - straight.min(axis=1, keepdims=True)
+    straight += rng.normal(0, jitter, straight.shape) * np.minimum(chroma * 2, 0.5)
     straight = np.clip(straight, 0, 1)
     opacity = 1.0 if finest else settings.opacity * rng.uniform(0.85, 1.0, len(starts))
     opacity = opacity * color[:, 3]
@@ -479,6 +489,8 @@ def worst_cells(error: np.ndarray, wanted: np.ndarray, size: int) -> np.ndarray:
     """(x, y) of the worst pixel of each size x size cell where `wanted` (one per cell) is true."""
     height, width = error.shape
     chosen = np.argwhere(wanted)
+    if len(chosen) == 0:
+        return np.zeros((0, 2), np.int64)
     offsets = np.arange(size)
     rows = np.minimum(chosen[:, :1] * size + offsets, height - 1)
     cols = np.minimum(chosen[:, 1:] * size + offsets, width - 1)
@@ -508,7 +520,11 @@ def trace_strokes(
     if factor > 1:
         small = small.reduce(factor)
     luminance = Image.fromarray(np.asarray(small)[..., :3].copy(), "RGB").convert("L")
-    grad_y, grad_x = np.gradient(np.asarray(luminance, np.float32))
+    luminance = np.asarray(luminance, np.float32)
+    # np.gradient needs two pixels a side: a picture one pixel thin is padded.
+    short = (max(0, 2 - luminance.shape[0]), max(0, 2 - luminance.shape[1]))
+    luminance = np.pad(luminance, ((0, short[0]), (0, short[1])), "edge")
+    grad_y, grad_x = np.gradient(luminance)
     grid_h, grid_w = grad_x.shape
     stroke_pm = np.concatenate([rgba[:, :3] * rgba[:, 3:], rgba[:, 3:]], axis=1) * 255.0
     points = np.empty((n, MAX_POINTS, 2), np.float32)
@@ -618,14 +634,13 @@ def split_by_paint(amount: np.ndarray, steps: int) -> list[int]:
 
 
 def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
-    """On a canvas with transparency, never build up more opacity than the goal has (in place)."""
-    clear = below[..., 3] < 255
-    if not clear.any():
-        return
-    room = goal[..., 3][clear].astype(np.float32) - below[..., 3][clear]
-    allowed = np.clip(room, 0, None) * 255.0 / (255.0 - below[..., 3][clear])
-    alpha = layer[..., 3][clear]
-    layer[..., 3][clear] = np.minimum(alpha, np.rint(allowed)).astype(np.uint8)
+    """Keep strokes off pixels that are not opaque and should end translucent (in place).
+
+    Paint only adds opacity: a stroke there would use up the opacity that finishing needs to
+    set the exact colour, so those pixels are left to the finishing alone.
+    """
+    keep_off = (below[..., 3] < 255) & (goal[..., 3] < 255)
+    layer[..., 3][keep_off] = 0
 
 
 def finish_layer(

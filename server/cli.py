@@ -229,8 +229,13 @@ def run_paint(args: argparse.Namespace) -> int:
     engine = get_engine(args.engine)
     request.validate()
     engine.settings(request)
-    for notice in notices:
-        print(f"paintstep: {notice}", file=sys.stderr)
+    if args.paper and target is not None:
+        raise PaintError(
+            "--paper is the blank start of a picture painted without --target; drop one."
+        )
+    if not args.quiet:
+        for notice in notices:
+            print(f"paintstep: {notice}", file=sys.stderr)
 
     out = Path(args.out)
     frame = request.first_frame()
@@ -261,7 +266,10 @@ def run_paint(args: argparse.Namespace) -> int:
         if close is not None:
             close()  # a remote job is cancelled on the server
         progress.close()
-        print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
+        if writer is not None:
+            print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
+        else:
+            print("paintstep: stopped before the first step; nothing was written.", file=sys.stderr)
         return 130
     progress.close()
     if not args.quiet:

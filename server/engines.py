@@ -7,6 +7,7 @@ are imported only when chosen, so that heavy ones (torch) never slow down the de
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -35,12 +36,13 @@ class EngineOption:
     maximum: float | None = None
 
     def parse(self, value: Any) -> Any:
+        kind = "whole number" if self.kind is int else "number"
         try:
             parsed = self.kind(value)
-        except (TypeError, ValueError):
-            raise PaintError(
-                f"The option {self.name} must be a {self.kind.__name__}, not {value!r}."
-            ) from None
+            if not math.isfinite(parsed):
+                raise ValueError(value)
+        except (TypeError, ValueError, OverflowError):
+            raise PaintError(f"The option {self.name} must be a {kind}, not {value!r}.") from None
         if self.minimum is not None and parsed < self.minimum:
             raise PaintError(f"The option {self.name} must be at least {self.minimum}.")
         if self.maximum is not None and parsed > self.maximum:

@@ -25,18 +25,8 @@ def load_rgba(path: str | Path, what: str = "The picture") -> tuple[np.ndarray, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            width, height = image.size
-            if max(width, height) > MAX_SIDE:
-                raise PaintError(
-                    f"{what} {path} is {width} x {height} px, larger than the {MAX_SIDE} px per "
-                    f"side Paintstep paints; scale it down to at most {MAX_SIDE} px on its "
-                    "longer side."
-                )
-            if getattr(image, "n_frames", 1) > 1:
-                notices.append(f"{what} {path.name} has several frames; using the first.")
-            image = ImageOps.exif_transpose(image)
-            pixels = to_rgba(image, what, path.name, notices)
+            with Image.open(path) as opened:
+                return read_opened(opened, path, what, notices)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PaintError(
             f"{what} {path} is not a picture Paintstep can read; save it as PNG, JPEG, WebP "
@@ -47,7 +37,21 @@ def load_rgba(path: str | Path, what: str = "The picture") -> tuple[np.ndarray, 
             f"{what} {path} could not be read ({error}); check that the file is complete and "
             "readable."
         ) from None
-    return pixels, notices
+
+
+def read_opened(
+    image: Image.Image, path: Path, what: str, notices: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """An opened picture's pixels; its size is checked before they are decoded."""
+    width, height = image.size
+    if max(width, height) > MAX_SIDE:
+        raise PaintError(
+            f"{what} {path} is {width} x {height} px, larger than the {MAX_SIDE} px per side "
+            f"Paintstep paints; scale it down to at most {MAX_SIDE} px on its longer side."
+        )
+    if getattr(image, "n_frames", 1) > 1:
+        notices.append(f"{what} {path.name} has several frames; using the first.")
+    return to_rgba(ImageOps.exif_transpose(image), what, path.name, notices), notices
 
 
 def to_rgba(image: Image.Image, what: str, name: str, notices: list[str]) -> np.ndarray:

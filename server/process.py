@@ -86,6 +86,10 @@ class PaintRequest:
             raise PaintError(
                 f"The number of steps must be between 1 and {MAX_STEPS}, not {self.steps}."
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise PaintError(f"The seed must be a whole number, not {self.seed!r}.")
+        if not 0 <= self.seed < 2**63:
+            raise PaintError(f"The seed must be 0 or more, not {self.seed}.")
         if self.mask is not None:
             if self.mask.shape != self.canvas.shape[:2]:
                 raise PaintError(
@@ -139,6 +143,8 @@ def paper_rgba(paper: str | None, canvas: np.ndarray) -> tuple[int, int, int, in
     if name == "transparent":
         return (0, 0, 0, 0)
     digits = name[1:] if name.startswith("#") else name
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
     if len(digits) == 6 and all(c in "0123456789abcdef" for c in digits):
         return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16), 255)
     raise PaintError(

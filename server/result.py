@@ -244,10 +244,13 @@ def write_gif(path: Path, frames: list[Image.Image]) -> None:
 
 
 def write_mp4(path: Path, frames: list[Image.Image]) -> None:
-    """H.264 (yuv420p, so every player opens it); frame times as in the GIF."""
+    """H.264 (yuv420p, so every player opens it); frame times as in the GIF.
+
+    yuv420p needs even sides: odd ones get a white row or column rather than losing one.
+    """
     import av  # only when writing a video
 
-    width, height = (side - side % 2 for side in frames[0].size)
+    width, height = (max(2, side + side % 2) for side in frames[0].size)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=1000)
         stream.width, stream.height = width, height
@@ -258,7 +261,9 @@ def write_mp4(path: Path, frames: list[Image.Image]) -> None:
         # The last picture once more at the end, so that players hold it for its pause.
         moments = np.cumsum([0] + durations)[:-1].tolist() + [sum(durations) - 40]
         for image, moment in zip(frames + frames[-1:], moments):
-            picture = av.VideoFrame.from_image(image.crop((0, 0, width, height)))
+            padded = Image.new("RGB", (width, height), (255, 255, 255))
+            padded.paste(image, (0, 0))
+            picture = av.VideoFrame.from_image(padded)
             picture.pts = moment
             container.mux(stream.encode(picture))
         container.mux(stream.encode(None))

@@ -150,3 +150,72 @@ def test_default_path_never_imports_torch():
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("patch", [2, 8, 20])
+def test_a_nearly_finished_canvas_gets_its_last_touches(patch):
+    target = photo("astronaut", 128)
+    start = target.copy()
+    start[40 : 40 + patch, 50 : 50 + patch, :3] //= 2
+    request = PaintRequest(start, target=target, steps=8, seed=0)
+    layers = paint(request)
+    assert len(layers) == 8
+    final = all_frames(request, layers)[-1]
+    assert np.abs(final.astype(int) - target).max() <= 4
+    outside = np.ones(target.shape[:2], bool)
+    outside[40 : 40 + patch, 50 : 50 + patch] = False
+    assert np.array_equal(final[outside], start[outside])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (2, 500), (7, 900)])
+def test_thin_and_tiny_pictures_are_painted(shape):
+    picture = photo("coffee", 900)[: shape[0], : shape[1]].copy()
+    request = PaintRequest(picture, steps=5)
+    layers = paint(request)
+    assert [layer.index for layer in layers] == [1, 2, 3, 4, 5]
+    final = all_frames(request, layers)[-1]
+    assert np.abs(final.astype(int) - picture).max() <= 4
+
+
+def test_a_translucent_picture_ends_on_the_picture():
+    picture = photo("coffee", 96)
+    picture[..., 3] = 160
+    picture[:20, :20, 3] = 0
+    request = PaintRequest(picture, steps=12, seed=1)
+    final = all_frames(request, paint(request))[-1]
+    assert np.all(final[..., 3] == picture[..., 3])
+    shown = final[..., 3] > 0
+    assert np.abs(final[shown].astype(int) - picture[shown]).max() <= 4
+
+
+def test_a_target_with_transparent_parts_is_laid_over_the_canvas():
+    canvas = photo("coffee", 96)
+    target = 255 - canvas
+    target[..., 3] = 255
+    target[:, 60:, 3] = 0  # the cut-out ends here: the canvas shows
+    request = PaintRequest(canvas, target=target, steps=6)
+    final = all_frames(request, paint(request))[-1]
+    assert np.array_equal(final[:, 60:], canvas[:, 60:])
+    assert np.abs(final[:, :60].astype(int) - target[:, :60]).max() <= 4
+
+
+def test_a_grey_picture_is_painted_in_greys():
+    grey = photo("astronaut", 96)
+    grey[..., :3] = grey[..., :3].mean(axis=2, keepdims=True).astype(np.uint8)
+    for layer in paint(PaintRequest(grey, steps=6, seed=3)):
+        painted = layer.pixels[layer.pixels[..., 3] > 0][:, :3].astype(int)
+        assert (painted.max(axis=1) - painted.min(axis=1)).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        ({"seed": -1}, "0 or more"),
+        ({"seed": 1.5}, "whole number"),
+        ({"options": {"detail": "nan"}}, "must be a number"),
+        ({"options": {"tolerance": "3.5"}}, "must be a whole number"),
+    ],
+)
+def test_bad_seeds_and_options_are_refused_in_a_sentence(coffee, kwargs, says):
+    with pytest.raises(PaintError, match=says):
+        paint(PaintRequest(coffee, steps=2, **kwargs))

@@ -105,9 +105,18 @@ class Client:
     # -- talking ------------------------------------------------------------------------------
 
     def send(self, message: Message) -> str:
+        """Queue a message; never blocks. Raises ServerLost when there is no way to the server."""
         message.id = message.id or new_id()
-        self.socket.send_multipart(encode(message), copy=False)
         self.last_sent = time.monotonic()
+        try:
+            self.socket.send_multipart(encode(message), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            # No connection to queue on: a refused handshake (wrong keys) or a full queue.
+            if message.type != "heartbeat":
+                raise ServerLost(
+                    f"Cannot reach the Paintstep server at {self.address}; check that it runs "
+                    "there and, if it needs keys, that yours are among those it accepts."
+                ) from None
         return message.id
 
     def receive(self, wait: float) -> Message | None:

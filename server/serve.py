@@ -69,7 +69,9 @@ class Job:
     height: int = 0
     created: float = field(default_factory=time.time)
     state: str = "queued"
-    steps_done: int = 0
+    steps_done: int = 0  # sent to clients
+    stored: int = 0  # written to the job's folder
+    recent: dict[int, list[Any]] = field(default_factory=dict)  # sent, not yet stored
     request: PaintRequest | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     subscribers: set[bytes] = field(default_factory=set)
@@ -202,6 +204,7 @@ class Server:
                 created=manifest.get("created", folder.stat().st_mtime),
                 state=result.state,
                 steps_done=len(result.steps),
+                stored=len(result.steps),
             )
             if job.state in ("running", "queued"):
                 job.state = "interrupted"
@@ -467,9 +470,11 @@ class Server:
         job = self.job_of(message)
         state = {"position": 0, "steps": job.steps, "state": job.state}
         self.send(identity, Message("accepted", state, re=message.id, job=job.id))
-        if job.steps_done:
-            result = load_result(job.folder)
-            for index in range(1, job.steps_done + 1):
+        result = load_result(job.folder) if job.stored else None
+        for index in range(1, job.steps_done + 1):
+            if index in job.recent:
+                self.router.send_multipart([identity, *job.recent[index]], copy=False)
+            elif result is not None:
                 step = result.layer(index)
                 step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
                 self.send(identity, self.step_message(job, step))
@@ -519,14 +524,22 @@ class Server:
                 continue
             update = msgpack.unpackb(frames[2].bytes)
             job.state = update.get("state", job.state)
-            job.steps_done = update.get("steps_done", job.steps_done)
+            payload = [frame.buffer for frame in frames[3:]]
+            if "steps_done" in update:
+                job.steps_done = update["steps_done"]
+                job.recent[job.steps_done] = payload  # until it is on disk, for fetch_job
+            if "stored" in update:
+                job.stored = update["stored"]
+                for index in [k for k in job.recent if k <= job.stored]:
+                    del job.recent[index]
             for identity in list(job.subscribers):
-                self.router.send_multipart([identity, *frames[3:]], copy=False)
+                self.router.send_multipart([identity, *payload], copy=False)
             if job.ended and job.deleting:
                 self.remove(job)
             elif job.ended:
                 job.subscribers.clear()
                 job.request = None
+                job.recent.clear()
                 self.prune()
 
     def work(self) -> None:
@@ -576,9 +589,11 @@ class Server:
         try:
             engine = get_engine(job.engine)
             for step in engine.paint(request, job.cancel):
-                writer.add(step)
                 done = step.index
+                # Clients get the step first; the cache has it a moment later.
                 report("step", {"steps_done": done}, self.step_message(job, step))
+                writer.add(step)
+                report("stored", {"stored": done})
                 progress = {"done": done / request.steps, "stage": "painting"}
                 report("progress", {}, Message("progress", progress, job=job.id))
             state = "cancelled" if job.cancel.is_set() and done < request.steps else "finished"

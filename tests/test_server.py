@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import zmq
 from conftest import half_finished, photo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost
 from paintstep.engines import get_engine
 from paintstep.keys import load_client_keys, make_keys
@@ -271,56 +273,67 @@ def test_malformed_messages_get_an_error_with_its_code(server, frames, code):
         assert client.welcome["protocol"] == 1
 
 
+any_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+image_spec = st.fixed_dictionaries(
+    {
+        "buffer": st.integers(-2, 4),
+        "width": st.integers(-3, 70000),
+        "height": st.integers(-3, 50),
+        "format": st.sampled_from(["rgba8", "gray8", "rgb", ""]),
+    }
+)
+headers = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1, 0, 2, "1", None]),
+        "type": st.sampled_from([*MESSAGE_TYPES, "", "paint", "x" * 200]),
+        "id": st.text(max_size=10) | st.integers(-(2**60), 2**60),
+        "content": st.dictionaries(
+            st.sampled_from(
+                ["canvas", "target", "mask", "steps", "seed", "engine", "options", "name"]
+            ),
+            image_spec | any_value,
+            max_size=6,
+        )
+        | any_value,
+    },
+    optional={"job": st.text(max_size=20) | st.integers(0, 2**60), "re": any_value},
+)
+malformed = st.one_of(
+    st.lists(st.binary(max_size=80), min_size=1, max_size=3),
+    st.tuples(
+        headers.map(lambda h: msgpack.packb(h, use_bin_type=True)), st.binary(max_size=600)
+    ).map(list),
+    any_value.map(lambda v: [msgpack.packb(v, use_bin_type=True)]),
+)
+
+
 @pytest.mark.slow
-def test_thousands_of_random_malformed_messages_do_not_bring_the_server_down(server):
-    rng = np.random.default_rng(0)
+@settings(
+    max_examples=2500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frames=malformed)
+def test_thousands_of_malformed_messages_do_not_bring_the_server_down(server, fuzz_socket, frames):
+    fuzz_socket.send_multipart(frames)
+    while fuzz_socket.poll(0):
+        fuzz_socket.recv_multipart()
+    assert server.process.poll() is None
+
+
+@pytest.fixture
+def fuzz_socket(server):
     socket_ = zmq.Context.instance().socket(zmq.DEALER)
     socket_.setsockopt(zmq.LINGER, 0)
     socket_.connect(server.address)
-    kinds = list(MESSAGE_TYPES) + ["", "x" * 300]
-    for i in range(3000):
-        choice = i % 4
-        if choice == 0:
-            frames = [rng.bytes(int(rng.integers(0, 64)))]
-        elif choice == 1:
-            content = {
-                "canvas": {
-                    "buffer": int(rng.integers(-2, 3)),
-                    "width": int(rng.integers(-5, 40)),
-                    "height": int(rng.integers(-5, 40)),
-                    "format": str(rng.choice(["rgba8", "gray8", "x"])),
-                },
-                "steps": int(rng.integers(-3, 3000)),
-                "engine": str(rng.choice(["strokes", "?"])),
-                "options": {"detail": float(rng.normal())},
-            }
-            frames = [
-                header(str(rng.choice(kinds)), content),
-                rng.bytes(int(rng.integers(0, 2000))),
-            ]
-        elif choice == 2:
-            frames = [
-                msgpack.packb(
-                    {
-                        "v": int(rng.integers(0, 3)),
-                        "type": str(rng.choice(kinds)),
-                        "job": str(rng.integers(0, 9)),
-                        "content": rng.bytes(4),
-                    }
-                )
-            ]
-        else:
-            frames = [
-                header(str(rng.choice(kinds)), {"jobs": None, "steps": "many"}),
-                b"",
-                b"\x00" * 7,
-            ]
-        socket_.send_multipart(frames)
-        if i % 200 == 0:
-            while socket_.poll(0):
-                socket_.recv_multipart()
+    yield socket_
     socket_.close()
-    assert server.process.poll() is None
     with Client(server.address) as client:
         _, steps = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
         assert len(steps) == 2
@@ -483,3 +496,23 @@ def test_every_message_type_is_documented_and_every_documented_one_exists():
     assert documented == set(MESSAGE_TYPES)
     for kind in MESSAGE_TYPES:
         assert encode(Message(kind))
+
+
+@pytest.mark.parametrize("setting", [["--cache-days", "0"], ["--cache-gb", "0.000001"]])
+def test_old_or_too_many_jobs_are_pruned_from_the_cache(tmp_path, setting):
+    first = ServerProcess(tmp_path).start()
+    with Client(first.address) as client:
+        events, _ = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
+    job = events[0].job
+    first.stop()
+    kept = ServerProcess(tmp_path).start()
+    with Client(kept.address) as client:
+        assert job in [j["job"] for j in client.list_jobs()]
+    kept.stop()
+    pruned = ServerProcess(tmp_path, *setting).start()
+    try:
+        with Client(pruned.address) as client:
+            assert client.list_jobs() == []
+        assert not (tmp_path / "cache" / "jobs" / job).exists()
+    finally:
+        pruned.stop()

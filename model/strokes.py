@@ -464,6 +464,7 @@ def squared_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     for channel in range(4):
         d = a[..., channel].astype(np.int16)
         d -= b[..., channel]
+        # d * d is at most 65025: it overflows int16 but is exact read back as uint16.
         np.multiply(d, d, out=d, dtype=np.int16, casting="unsafe")
         total += d.view(np.uint16)
     return total

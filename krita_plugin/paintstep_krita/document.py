@@ -1,0 +1,89 @@
+"""Everything that touches Krita's documents and layers. The rest of the plugin sees plain
+bytes (straight RGBA) and numbers, and is tested without Krita."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .pixels import UnsupportedDocument, from_rgba, to_rgba
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """What Paintstep paints from: the visible image (or the selection's box) as RGBA."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    rgba: bytes
+    mask: bytes | None = None  # one byte a pixel, non-zero where selected
+
+
+@dataclass(frozen=True)
+class StepPixels:
+    """One step's layer: straight RGBA at (x, y) of the canvas it was painted from."""
+
+    index: int
+    x: int
+    y: int
+    width: int
+    height: int
+    rgba: bytes
+
+
+def read_canvas(document, from_selection: bool = False) -> Canvas:
+    """The document's visible image (all layers, as shown), or the selection's box of it."""
+    model, depth = document.colorModel(), document.colorDepth()
+    x, y, width, height = 0, 0, document.width(), document.height()
+    mask = None
+    if from_selection:
+        selection = document.selection()
+        if selection is None or selection.width() == 0 or selection.height() == 0:
+            raise UnsupportedDocument(
+                "Nothing is selected; select the area to paint, or generate from the whole canvas."
+            )
+        x, y = selection.x(), selection.y()
+        width, height = selection.width(), selection.height()
+        mask = bytes(selection.pixelData(x, y, width, height))
+    document.waitForDone()
+    data = bytes(document.pixelData(x, y, width, height))
+    return Canvas(x, y, width, height, to_rgba(data, model, depth), mask)
+
+
+def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[int, int] = (0, 0)):
+    """A group named `name` above the current layer, holding one paint layer per step, the
+    first step at the bottom. `offset` places the canvas the steps were painted from."""
+    model, depth = document.colorModel(), document.colorDepth()
+    group = document.createGroupLayer(name)
+    current = document.activeNode()
+    parent = current.parentNode() if current is not None else None
+    if parent is None:
+        parent, current = document.rootNode(), None
+    parent.addChildNode(group, current)
+    below = None
+    for step in steps:
+        layer = document.createNode(f"Step {step.index}", "paintlayer")
+        group.addChildNode(layer, below)
+        if step.width and step.height:
+            pixels = from_rgba(step.rgba, model, depth)
+            layer.setPixelData(
+                pixels, step.x + offset[0], step.y + offset[1], step.width, step.height
+            )
+        below = layer
+    document.refreshProjection()
+    return group
+
+
+def add_frames(document, files: list[str], first_frame: int, name: str):
+    """Steps as animation frames: file k on frame first_frame + k of a new layer `name`.
+
+    Krita's importAnimation needs an open window, and puts the layer at the top of the stack.
+    """
+    before = {node.uniqueId() for node in document.topLevelNodes()}
+    if not document.importAnimation(files, first_frame, 1):
+        raise UnsupportedDocument("Krita could not import the frames as an animation.")
+    added = [node for node in document.topLevelNodes() if node.uniqueId() not in before]
+    layer = added[-1]
+    layer.setName(name)
+    return layer

@@ -1,0 +1,96 @@
+"""The plugin's Krita-touching code inside a real Krita 5 (kritarunner under Xvfb).
+
+Needs `krita` and `xvfb-run` (Debian: apt-get install krita python3-pyqt5 xvfb xauth; .ci/run
+installs them). Without them the tests are skipped, unless PAINTSTEP_REQUIRE_KRITA is set, as
+in CI, where a missing Krita fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_KRITA = bool(shutil.which("kritarunner") and shutil.which("xvfb-run"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not HAVE_KRITA and not os.environ.get("PAINTSTEP_REQUIRE_KRITA"),
+        reason="Krita (kritarunner) and xvfb-run are not installed",
+    ),
+]
+
+
+def in_krita(function: str, tmp: Path) -> dict:
+    """Run tests/krita/krita_checks.FUNCTION inside Krita, with a fresh HOME; its results."""
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    result = tmp / f"{function}.json"
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        PAINTSTEP_RESULT=str(result),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "krita"), str(ROOT / "krita_plugin")]),
+    )
+    done = subprocess.run(
+        ["xvfb-run", "-a", "kritarunner", "-s", "krita_checks", "-f", function],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.exists(), f"Krita wrote no result:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    seen = json.loads(result.read_text())
+    assert "error" not in seen, seen["error"]
+    return seen
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory):
+    return in_krita("layers", tmp_path_factory.mktemp("krita"))
+
+
+def test_the_canvas_is_read_as_straight_rgba(layers):
+    assert layers["size"] == [64, 48]
+    assert layers["pixel_0_0"] == [200, 100, 50, 255]
+    assert layers["pixel_16_8"] == [10, 20, 30, 255]
+
+
+def test_the_selection_gives_its_box_and_mask(layers):
+    assert layers["selection"] == [10, 6, 20, 12, 240]
+    assert layers["selection_pixel"] == [10, 20, 30, 255]
+
+
+def test_steps_go_in_as_a_group_of_layers_first_at_the_bottom(layers):
+    assert layers["group"] == "Paintstep 1" and layers["group_type"] == "grouplayer"
+    top = layers["top_level"]
+    assert top.index("Paintstep 1") > top.index("base")
+    assert layers["children"] == ["Step 1", "Step 2", "Step 3"]
+    assert layers["step1_pixel"] == [255, 0, 0, 255]  # placed at the offset (30, 20)
+    assert layers["step1_outside"] == [0, 0, 0, 0]
+    assert layers["step2_pixel"] == [0, 255, 0, 128]
+    assert layers["composited"] == [127, 128, 0, 255]  # normal blending, as Paintstep's
+
+
+def test_the_layers_survive_saving_and_reopening_the_kra(layers):
+    assert layers["saved"]
+    assert layers["reloaded_children"] == ["Step 1", "Step 2", "Step 3"]
+    assert layers["reloaded_step2"] == [0, 255, 0, 128]
+
+
+def test_sixteen_bit_and_gray_documents_are_converted_and_float_is_refused(layers):
+    assert layers["u16_pixel"] == [192, 128, 64, 255]
+    assert layers["gray_pixel"] == [90, 90, 90, 255]
+    assert "Convert Image Color Space" in layers["float"]
+
+
+def test_steps_go_in_as_animation_frames(tmp_path):
+    seen = in_krita("frames", tmp_path)
+    assert seen["name"] == "Paintstep frames" and seen["animated"]
+    assert seen["frames"] == [[0, 0, 255, 255], [0, 255, 0, 255], [255, 0, 0, 255]]  # BGRA

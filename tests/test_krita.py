@@ -56,6 +56,10 @@ def layers(tmp_path_factory):
     return in_krita("layers", tmp_path_factory.mktemp("krita"))
 
 
+def test_the_qt_shim_picks_pyqt5_in_krita_5(layers):
+    assert layers["qt"] == [5, "PyQt5.QtWidgets"]
+
+
 def test_the_canvas_is_read_as_straight_rgba(layers):
     assert layers["size"] == [64, 48]
     assert layers["pixel_0_0"] == [200, 100, 50, 255]

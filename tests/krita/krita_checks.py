@@ -26,6 +26,9 @@ def layers(args=None):
 
     result = {}
     try:
+        from paintstep_krita.qt import QT_MAJOR, QtWidgets
+
+        result["qt"] = [QT_MAJOR, QtWidgets.__name__]
         app = Krita.instance()
         doc = app.createDocument(64, 48, "checks", "RGBA", "U8", "", 300.0)
         base = doc.createNode("base", "paintlayer")

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import photo  # noqa: E402
-from paintstep.client import Client, Done  # noqa: E402
-from paintstep.process import PaintRequest, StepLayer  # noqa: E402
+from paintstep.client import Client, Done, Step  # noqa: E402
+from paintstep.process import PaintRequest  # noqa: E402
 from paintstep.protocol import Message, decode, encode, image_field, read_image  # noqa: E402
 
 
@@ -113,8 +113,8 @@ def latency() -> None:
         try:
             with Client(address) as client:
                 request = PaintRequest(photo("astronaut", 1024), steps=16, seed=0)
-                for event in client.generate(request, engine="timed"):
-                    if isinstance(event, StepLayer):
+                for event in client.generate_request(request, engine="timed"):
+                    if isinstance(event, Step):
                         arrived[event.index] = time.perf_counter()
         finally:
             server.stop()
@@ -164,8 +164,8 @@ def load(clients: int = 8, jobs: int = 100) -> None:
                         if seed is None:
                             return
                         request = PaintRequest(picture, steps=8, seed=seed)
-                        events = list(client.generate(request))
-                        steps = [e.index for e in events if isinstance(e, StepLayer)]
+                        events = list(client.generate_request(request))
+                        steps = [e.index for e in events if isinstance(e, Step)]
                         done = events[-1]
                         with lock:
                             if isinstance(done, Done) and steps == list(range(1, 9)):

@@ -283,7 +283,7 @@ def remote_steps(
     args: argparse.Namespace, request: PaintRequest, cancel: threading.Event
 ) -> Iterator[StepLayer]:
     """The steps of a job run on a server; setting `cancel` (on Ctrl-C) cancels the job."""
-    from .client import Accepted, Client, Done, ServerError, ServerLost
+    from .client import Accepted, Client, Done, ServerError, ServerLost, Step
     from .keys import load_client_keys
 
     keys = load_client_keys(Path(args.keys)) if args.keys else None
@@ -291,11 +291,12 @@ def remote_steps(
     job = None
     try:
         client.connect()
-        for event in client.generate(request, engine=args.engine, name=Path(args.out).name):
+        events = client.generate_request(request, engine=args.engine, name=Path(args.out).name)
+        for event in events:
             if isinstance(event, Accepted):
                 job = event.job
-            elif isinstance(event, StepLayer):
-                yield event
+            elif isinstance(event, Step):
+                yield event.to_layer()
             elif isinstance(event, Done) and event.state != "finished":
                 raise PaintError(f"The server ended the job early ({event.state}).")
     except (ServerError, ServerLost) as error:

@@ -1,8 +1,11 @@
-"""A small client for `paintstep serve` (no Qt, no torch): the Krita docker and the CLI use it.
+"""A small client for `paintstep serve`: the Krita docker and the CLI use it.
+
+No Qt, no torch, no numpy (Krita's Python has none): images are RawImage bytes, or numpy
+arrays where numpy is around.
 
     with Client("tcp://127.0.0.1:5571") as client:
-        for event in client.generate(request):
-            ...  # Accepted, Progress, StepLayer, Done
+        for event in client.generate(canvas, steps=16):
+            ...  # Accepted, Progress, Step, Done
 
 Events of a job arrive in order. A dead or unreachable server raises ServerLost with a sentence
 that says what to do; the server's own refusals raise ServerError.
@@ -11,15 +14,13 @@ that says what to do; the server's own refusals raise ServerError.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import zmq
 
 from .keys import ClientKeys
-from .process import PaintRequest, StepLayer
 from .protocol import (
     DEFAULT_ADDRESS,
     HEARTBEAT_SECONDS,
@@ -27,11 +28,12 @@ from .protocol import (
     PROTOCOL_VERSION,
     Message,
     ProtocolError,
+    RawImage,
     decode,
     encode,
     image_field,
     new_id,
-    read_image,
+    read_raw_image,
 )
 
 
@@ -60,6 +62,25 @@ class Progress:
     job: str
     done: float
     stage: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: its layer (placed at x, y on the canvas) and a thumbnail of frame k."""
+
+    job: str
+    index: int
+    steps: int
+    x: int
+    y: int
+    layer: RawImage
+    thumbnail: RawImage
+
+    def to_layer(self) -> Any:
+        """As the library's StepLayer (needs numpy)."""
+        from .process import StepLayer
+
+        return StepLayer(self.index, self.x, self.y, self.layer.array(), self.thumbnail.array())
 
 
 @dataclass(frozen=True)
@@ -138,7 +159,7 @@ class Client:
             if message.type != "heartbeat":
                 return message
 
-    def wait_for(self, wanted: callable, what: str) -> Message:
+    def wait_for(self, wanted: Callable[[Message], bool], what: str) -> Message:
         """The first message for which wanted(message) holds; others are kept for later."""
         for index, message in enumerate(self.pending):
             if wanted(message):
@@ -187,33 +208,59 @@ class Client:
 
     def generate(
         self,
-        request: PaintRequest,
+        canvas: Any,
+        *,
+        target: Any = None,
+        mask: Any = None,
+        steps: int = 16,
+        seed: int = 0,
         engine: str = "strokes",
-        name: str = "",
+        options: dict[str, Any] | None = None,
+        paper: str | None = None,
         prompt: str | None = None,
-    ) -> Iterator[Accepted | Progress | StepLayer | Done]:
-        """Start a job and follow it: Accepted, then Progress and steps, then Done."""
+        name: str = "",
+    ) -> Iterator[Accepted | Progress | Step | Done]:
+        """Start a job and follow it: Accepted, then Progress and Steps, then Done.
+
+        Images are RawImage or numpy arrays: canvas and target RGBA, mask gray (non-zero: paint).
+        """
         buffers: list[Any] = []
         content: dict[str, Any] = {
-            "canvas": image_field(request.canvas, buffers),
-            "steps": int(request.steps),
-            "seed": int(request.seed),
+            "canvas": image_field(canvas, buffers),
+            "steps": int(steps),
+            "seed": int(seed),
             "engine": engine,
-            "options": dict(request.options),
+            "options": dict(options or {}),
             "name": name,
         }
-        if request.target is not None:
-            content["target"] = image_field(request.target, buffers)
-        if request.mask is not None:
-            content["mask"] = image_field(np.asarray(request.mask, np.uint8) * 255, buffers)
-        if request.paper is not None:
-            content["paper"] = request.paper
+        if target is not None:
+            content["target"] = image_field(target, buffers)
+        if mask is not None:
+            content["mask"] = image_field(mask, buffers)
+        if paper is not None:
+            content["paper"] = paper
         if prompt is not None:
             content["prompt"] = prompt
         accepted = self.request(Message("generate", content, buffers), "the new job")
         return self.follow(accepted)
 
-    def fetch(self, job: str) -> Iterator[Accepted | Progress | StepLayer | Done]:
+    def generate_request(
+        self, request: Any, **kwargs: Any
+    ) -> Iterator[Accepted | Progress | Step | Done]:
+        """generate() for a paintstep.process.PaintRequest (the library's side)."""
+        mask = None if request.mask is None else request.mask.astype("uint8") * 255
+        return self.generate(
+            request.canvas,
+            target=request.target,
+            mask=mask,
+            steps=request.steps,
+            seed=request.seed,
+            options=request.options,
+            paper=request.paper,
+            **kwargs,
+        )
+
+    def fetch(self, job: str) -> Iterator[Accepted | Progress | Step | Done]:
         """Every step a job has so far, then the rest as it comes (if it still runs)."""
         accepted = self.request(Message("fetch_job", job=job), f"fetching job {job}")
         return self.follow(accepted)
@@ -227,7 +274,7 @@ class Client:
     def delete(self, job: str) -> None:
         self.request(Message("delete_job", job=job), f"deleting job {job}")
 
-    def follow(self, accepted: Message) -> Iterator[Accepted | Progress | StepLayer | Done]:
+    def follow(self, accepted: Message) -> Iterator[Accepted | Progress | Step | Done]:
         job = accepted.job or ""
         content = accepted.content
         yield Accepted(
@@ -249,8 +296,18 @@ class Client:
                     message.content.get("code", ""), message.content.get("message", "")
                 )
 
-    def read_step(self, message: Message) -> StepLayer:
+    def read_step(self, message: Message) -> Step:
         content = message.content
-        layer = read_image(content, "layer", message.buffers, self.max_side)
-        small = read_image(content, "thumbnail", message.buffers, self.max_side)
-        return StepLayer(content["index"], content["x"], content["y"], layer, small)
+        layer = read_raw_image(content, "layer", message.buffers, self.max_side)
+        small = read_raw_image(content, "thumbnail", message.buffers, self.max_side)
+        if layer is None or small is None:
+            raise ServerError("bad_message", "The server sent a step without its pixels.")
+        return Step(
+            message.job or "",
+            content["index"],
+            content.get("steps", 0),
+            content["x"],
+            content["y"],
+            layer,
+            small,
+        )

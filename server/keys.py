@@ -13,7 +13,7 @@ from pathlib import Path
 import zmq.auth
 
 from . import paths
-from .process import PaintError
+from .errors import PaintError
 
 
 def default_folder() -> Path:

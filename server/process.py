@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from .errors import PaintError
+
 MAX_STEPS = 1000
 MAX_SIDE = 16384
 THUMBNAIL_SIDE = 256
-
-
-class PaintError(ValueError):
-    """A request that cannot be painted; the message is a sentence for a person."""
 
 
 @dataclass(frozen=True)

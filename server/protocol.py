@@ -1,6 +1,7 @@
 """Messages of the Paintstep protocol (docs/protocol.md): a msgpack header plus raw buffers.
 
-No Qt, no torch: the Krita plugin carries this module with it.
+No Qt, no torch, no numpy: the Krita plugin carries this module with it. Images are RawImage
+(bytes and a size) or, where numpy is around, arrays.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import numpy as np
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 5571
@@ -142,28 +142,68 @@ def decode(frames: list[Any]) -> Message:
     return message
 
 
-def image_field(pixels: np.ndarray, buffers: list[Any]) -> dict[str, Any]:
-    """Describe an image for `content` and append its pixels to `buffers` (no copy)."""
-    pixels = np.ascontiguousarray(pixels)
+@dataclass(frozen=True)
+class RawImage:
+    """Pixels as bytes: width * height pixels, rows top to bottom, in `format` (rgba8, gray8)."""
+
+    data: Any  # bytes, bytearray or memoryview
+    width: int
+    height: int
+    format: str = "rgba8"
+
+    def array(self) -> Any:
+        """The pixels as a numpy array over the same memory: (h, w, 4) or (h, w)."""
+        import numpy as np
+
+        channels = IMAGE_FORMATS[self.format]
+        shape = (self.height, self.width, channels) if channels > 1 else (self.height, self.width)
+        return np.frombuffer(self.data, np.uint8).reshape(shape)
+
+
+def image_field(image: Any, buffers: list[Any]) -> dict[str, Any]:
+    """Describe an image for `content` and append its pixels to `buffers` (no copy).
+
+    `image` is a RawImage, or a uint8 numpy array of shape (h, w, 4) or (h, w).
+    """
+    if not isinstance(image, RawImage):
+        image = raw_image(image)
+    expected = image.width * image.height * IMAGE_FORMATS[image.format]
+    data = memoryview(image.data).cast("B")
+    if len(data) != expected:
+        raise ValueError(
+            f"{len(data)} bytes are not a {image.width} x {image.height} {image.format}"
+        )
+    buffers.append(data)
+    return {
+        "buffer": len(buffers) - 1,
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+    }
+
+
+def raw_image(pixels: Any) -> RawImage:
+    """A RawImage over a contiguous uint8 numpy array (h, w, 4) or (h, w)."""
+    import numpy as np
+
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim == 2:
         fmt = "gray8"
     elif pixels.ndim == 3 and pixels.shape[2] == 4:
         fmt = "rgba8"
     else:
         raise ValueError(f"cannot send an image of shape {pixels.shape}")
-    buffers.append(memoryview(pixels.astype(np.uint8, copy=False)).cast("B"))
-    height, width = pixels.shape[:2]
-    return {"buffer": len(buffers) - 1, "width": width, "height": height, "format": fmt}
+    return RawImage(memoryview(pixels).cast("B"), pixels.shape[1], pixels.shape[0], fmt)
 
 
-def read_image(
+def read_raw_image(
     content: dict[str, Any],
     name: str,
     buffers: list[Any],
     max_side: int,
     formats: tuple[str, ...] = ("rgba8",),
-) -> np.ndarray | None:
-    """The image `name` of a message's content as an array over its buffer (no copy), or None.
+) -> RawImage | None:
+    """The image `name` of a message's content, over its buffer (no copy), or None.
 
     The description is checked against the limits before the buffer is touched.
     """
@@ -189,14 +229,24 @@ def read_image(
             "bad_image", f"The {name} refers to buffer {index}, which was not sent."
         )
     frame = buffers[index]
-    data = frame.buffer if hasattr(frame, "buffer") else frame
-    channels = IMAGE_FORMATS[fmt]
-    expected = width * height * channels
-    if len(memoryview(data).cast("B")) != expected:
+    data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame).cast("B")
+    expected = width * height * IMAGE_FORMATS[fmt]
+    if len(data) != expected:
         raise ProtocolError(
             "bad_image",
-            f"The {name}'s buffer holds {len(memoryview(data).cast('B'))} bytes, not the "
-            f"{expected} that {width} x {height} {fmt} needs.",
+            f"The {name}'s buffer holds {len(data)} bytes, not the {expected} that "
+            f"{width} x {height} {fmt} needs.",
         )
-    array = np.frombuffer(data, np.uint8)
-    return array.reshape((height, width, channels) if channels > 1 else (height, width))
+    return RawImage(data, width, height, fmt)
+
+
+def read_image(
+    content: dict[str, Any],
+    name: str,
+    buffers: list[Any],
+    max_side: int,
+    formats: tuple[str, ...] = ("rgba8",),
+) -> Any:
+    """As read_raw_image, as a numpy array (or None)."""
+    raw = read_raw_image(content, name, buffers, max_side, formats)
+    return None if raw is None else raw.array()

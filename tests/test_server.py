@@ -19,10 +19,10 @@ import zmq
 from conftest import half_finished, photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost
+from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost, Step
 from paintstep.engines import get_engine
 from paintstep.keys import load_client_keys, make_keys
-from paintstep.process import PaintRequest, StepLayer
+from paintstep.process import PaintRequest
 from paintstep.protocol import MESSAGE_TYPES, Message, encode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,8 +87,8 @@ def server(tmp_path):
 
 
 def run_job(client: Client, request: PaintRequest, **kwargs):
-    events = list(client.generate(request, **kwargs))
-    steps = [e for e in events if isinstance(e, StepLayer)]
+    events = list(client.generate_request(request, **kwargs))
+    steps = [e.to_layer() for e in events if isinstance(e, Step)]
     return events, steps
 
 
@@ -126,7 +126,7 @@ def test_several_clients_at_once_each_get_all_of_their_own_steps(server):
             events, steps = run_job(client, request)
             results[seed] = (
                 events[0].job,
-                {e.job for e in events if not isinstance(e, StepLayer)},
+                {e.job for e in events if not isinstance(e, Step)},
                 steps,
             )
 
@@ -147,12 +147,14 @@ def test_several_clients_at_once_each_get_all_of_their_own_steps(server):
 
 def test_cancel_takes_effect_within_one_step(server):
     with Client(server.address) as client:
-        events = client.generate(PaintRequest(photo("astronaut", 256), steps=60), name="long")
+        events = client.generate_request(
+            PaintRequest(photo("astronaut", 256), steps=60), name="long"
+        )
         job, got = None, []
         for event in events:
             if isinstance(event, Accepted):
                 job = event.job
-            elif isinstance(event, StepLayer):
+            elif isinstance(event, Step):
                 got.append(event)
                 if len(got) == 2:
                     client.cancel(job)
@@ -174,7 +176,7 @@ def test_any_client_lists_fetches_and_deletes_jobs(server):
         assert listed[0]["job"] == job and listed[0]["name"] == "first"
         assert listed[0]["state"] == "finished" and listed[0]["steps_done"] == 4
         fetched = list(other.fetch(job))
-        again = [e for e in fetched if isinstance(e, StepLayer)]
+        again = [e.to_layer() for e in fetched if isinstance(e, Step)]
         assert isinstance(fetched[-1], Done) and fetched[-1].state == "finished"
         assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again, steps))
         assert all(np.array_equal(a.thumbnail, b.thumbnail) for a, b in zip(again, steps))
@@ -188,12 +190,12 @@ def test_any_client_lists_fetches_and_deletes_jobs(server):
 def test_bad_requests_get_a_sentence_and_the_server_keeps_serving(server):
     with Client(server.address) as client:
         with pytest.raises(ServerError, match="between 1 and 1000"):
-            list(client.generate(PaintRequest(photo("coffee", 40), steps=5000)))
+            list(client.generate_request(PaintRequest(photo("coffee", 40), steps=5000)))
         with pytest.raises(ServerError, match="nothing left to paint"):
             coffee = photo("coffee", 40)
-            list(client.generate(PaintRequest(coffee, target=coffee, steps=3)))
+            list(client.generate_request(PaintRequest(coffee, target=coffee, steps=3)))
         with pytest.raises(ServerError, match="no engine"):
-            list(client.generate(PaintRequest(photo("coffee", 40), steps=3), engine="oil"))
+            list(client.generate_request(PaintRequest(photo("coffee", 40), steps=3), engine="oil"))
         _, steps = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
         assert len(steps) == 2
 
@@ -346,7 +348,7 @@ from paintstep.process import PaintRequest
 sys.path.insert(0, sys.argv[2])
 from conftest import photo
 client = Client(sys.argv[1]); client.connect()
-for event in client.generate(PaintRequest(photo("astronaut", 192), steps=12, seed=5)):
+for event in client.generate_request(PaintRequest(photo("astronaut", 192), steps=12, seed=5)):
     if isinstance(event, Accepted):
         print(event.job, flush=True)
 """
@@ -363,7 +365,7 @@ def test_a_client_killed_mid_job_fetches_everything_after_reconnecting(server):
     dying.wait()
     with Client(server.address) as client:
         events = list(client.fetch(job))
-    steps = [e for e in events if isinstance(e, StepLayer)]
+    steps = [e.to_layer() for e in events if isinstance(e, Step)]
     assert events[-1].state == "finished"
     assert [s.index for s in steps] == list(range(1, 13))
     local = list(
@@ -376,11 +378,13 @@ def test_a_server_killed_mid_job_still_has_its_steps_after_a_restart(tmp_path):
     first = ServerProcess(tmp_path).start()
     with Client(first.address) as client:
         got, job = [], None
-        for event in client.generate(PaintRequest(photo("astronaut", 320), steps=40, seed=2)):
+        for event in client.generate_request(
+            PaintRequest(photo("astronaut", 320), steps=40, seed=2)
+        ):
             if isinstance(event, Accepted):
                 job = event.job
-            if isinstance(event, StepLayer):
-                got.append(event)
+            if isinstance(event, Step):
+                got.append(event.to_layer())
                 if len(got) == 3:
                     first.kill()
                     break
@@ -397,7 +401,7 @@ def test_a_server_killed_mid_job_still_has_its_steps_after_a_restart(tmp_path):
             # A step goes to its clients a moment before it is on disk: at most one is lost.
             assert listed[job]["steps_done"] >= 2
             events = list(client.fetch(job))
-        steps = [e for e in events if isinstance(e, StepLayer)]
+        steps = [e.to_layer() for e in events if isinstance(e, Step)]
         assert events[-1].state == "interrupted"
         assert len(steps) >= 2
         assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, got))
@@ -485,6 +489,29 @@ def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_p
         text=True,
     )
     assert gone.returncode == 2 and "paintstep serve" in gone.stderr
+
+
+def test_the_client_and_protocol_run_without_numpy(server):
+    """Krita's Python has no numpy: the plugin carries the client and protocol modules."""
+    code = (
+        "import sys\n"
+        "class NoNumpy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy' or name.startswith('numpy.'):\n"
+        "            raise ImportError('no numpy here')\n"
+        "sys.meta_path.insert(0, NoNumpy())\n"
+        "from paintstep.client import Client, Step, Done\n"
+        "from paintstep.protocol import RawImage\n"
+        "canvas = RawImage(bytes([200, 120, 40, 255]) * (24 * 16), 24, 16)\n"
+        f"with Client({server.address!r}) as client:\n"
+        "    events = list(client.generate(canvas, steps=3))\n"
+        "steps = [e for e in events if isinstance(e, Step)]\n"
+        "assert [s.index for s in steps] == [1, 2, 3] and isinstance(events[-1], Done)\n"
+        "layer = steps[0].layer\n"
+        "assert len(bytes(layer.data)) == layer.width * layer.height * 4\n"
+        "assert 'numpy' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_every_message_type_is_documented_and_every_documented_one_exists():

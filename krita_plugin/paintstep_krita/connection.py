@@ -1,0 +1,83 @@
+"""The link to `paintstep serve`, on a thread of its own so that Krita's UI never waits on it.
+
+The thread owns the client (ZeroMQ sockets stay on the thread that made them); commands go in
+through a queue, and what happens comes out as Qt signals, which Qt delivers on the UI thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from .qt import QtCore, Signal
+from .vendor import client_module
+
+
+class Connection(QtCore.QObject):
+    """Events: `event` carries the client's Accepted, Progress, Step and Done; `status` carries
+    (state, sentence) with state "connected", "offline" or "error"."""
+
+    event = Signal(object)
+    status = Signal(str, str)
+    welcomed = Signal(object)
+
+    def __init__(self, address: str, parent=None) -> None:
+        super().__init__(parent)
+        self.address = address
+        self.commands: queue.Queue = queue.Queue()
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="paintstep-connection", daemon=True)
+        self.thread.start()
+
+    # -- from the UI thread -------------------------------------------------------------------
+
+    def connect_server(self) -> None:
+        self.commands.put(("connect", None))
+
+    def generate(self, **job) -> None:
+        self.cancelled.clear()
+        self.commands.put(("generate", job))
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def close(self) -> None:
+        self.commands.put(None)
+
+    # -- on the connection's thread -----------------------------------------------------------
+
+    def run(self) -> None:
+        client_api = client_module()
+        client = None
+        while True:
+            command = self.commands.get()
+            if command is None:
+                break
+            kind, job = command
+            try:
+                if client is None:
+                    client = client_api.Client(self.address, timeout=3)
+                    self.welcomed.emit(client.connect())
+                    self.status.emit("connected", f"Connected to {self.address}")
+                if kind == "generate":
+                    self.follow(client, client_api, job)
+            except client_api.ServerLost as error:
+                self.status.emit("offline", str(error))
+                if client is not None:
+                    client.close()
+                client = None
+            except client_api.ServerError as error:
+                self.status.emit("error", str(error))
+        if client is not None:
+            client.close()
+
+    def follow(self, client, client_api, job: dict) -> None:
+        events = client.generate(**job)
+        current = None
+        for event in events:
+            if isinstance(event, client_api.Accepted):
+                current = event.job
+            if self.cancelled.is_set() and current is not None:
+                client.cancel(current)
+                self.cancelled.clear()
+            self.event.emit(event)

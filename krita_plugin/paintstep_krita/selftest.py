@@ -1,0 +1,121 @@
+"""A self-test of the docker in Krita's full GUI, for the tests (PAINTSTEP_SELFTEST=result.json).
+
+Once Krita's window is up it opens a document with the picture PAINTSTEP_SELFTEST_PICTURE,
+drives the docker (generate against PAINTSTEP_SERVER, scrub, apply all), writes what it saw to
+the result file, saves a screenshot to PAINTSTEP_SELFTEST_SCREENSHOT and quits Krita.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+
+from krita import Krita
+
+from . import document
+from .docker import PaintstepDocker
+from .qt import QtCore, QtGui
+
+result: dict = {}
+state: dict = {}
+
+
+def arm() -> None:
+    Krita.instance().notifier().windowCreated.connect(
+        lambda: QtCore.QTimer.singleShot(2000, guarded(start))
+    )
+
+
+def guarded(step):
+    def run() -> None:
+        try:
+            step()
+        except Exception:
+            result["error"] = traceback.format_exc()
+            finish()
+
+    return run
+
+
+def start() -> None:
+    app = Krita.instance()
+    window = app.activeWindow()
+    window.qwindow().showMaximized()
+    picture = QtGui.QImage(os.environ["PAINTSTEP_SELFTEST_PICTURE"]).convertToFormat(
+        QtGui.QImage.Format.Format_ARGB32
+    )
+    width, height = picture.width(), picture.height()
+    doc = app.createDocument(width, height, "selftest", "RGBA", "U8", "", 300.0)
+    layer = doc.createNode("picture", "paintlayer")
+    doc.rootNode().addChildNode(layer, None)
+    bits = picture.constBits()
+    bits.setsize(picture.sizeInBytes())
+    layer.setPixelData(bytes(bits), 0, 0, width, height)  # ARGB32 is B, G, R, A in memory
+    window.addView(doc)
+    doc.setActiveNode(layer)
+    doc.refreshProjection()
+    state["doc"], state["picture"] = doc, document.read_canvas(doc)
+    docker = PaintstepDocker.instances[-1] if PaintstepDocker.instances else None
+    result["docker_found"] = docker is not None
+    if docker is None:
+        finish()
+        return
+    docker.setVisible(True)
+    docker.raise_()
+    state["docker"] = docker
+    docker.step_count.setValue(int(os.environ.get("PAINTSTEP_SELFTEST_STEPS", "6")))
+    state["deadline"] = time.monotonic() + 90
+    QtCore.QTimer.singleShot(1500, guarded(generate))
+
+
+def generate() -> None:
+    docker = state["docker"]
+    result["server_before"] = docker.server_label.text()
+    docker.generate_button.click()
+    result["running"] = docker.running
+    QtCore.QTimer.singleShot(250, guarded(wait))
+
+
+def wait() -> None:
+    docker = state["docker"]
+    if docker.running and time.monotonic() < state["deadline"]:
+        QtCore.QTimer.singleShot(250, guarded(wait))
+        return
+    result["steps"] = [step.index for step in docker.steps]
+    result["finished"] = docker.finished
+    result["message"] = docker.message.text()
+    result["strip"] = docker.strip.count()
+    docker.slider.setValue(2)
+    result["scrubbed_preview"] = not docker.preview.pixmap().isNull()
+    group = docker.apply_layers(len(docker.steps))
+    doc = state["doc"]
+    doc.refreshProjection()
+    result["group"] = group.name() if group else None
+    result["children"] = [node.name() for node in group.childNodes()] if group else []
+    result["top_level"] = [node.name() for node in doc.rootNode().childNodes()]
+    # The picture's own layer hidden, the steps alone must rebuild the picture.
+    picture_layer = [n for n in doc.rootNode().childNodes() if n.name() == "picture"][0]
+    picture_layer.setVisible(False)
+    doc.refreshProjection()
+    doc.waitForDone()
+    rebuilt = document.read_canvas(doc).rgba
+    original = state["picture"].rgba
+    result["max_difference"] = max(abs(a - b) for a, b in zip(rebuilt, original))
+    picture_layer.setVisible(True)
+    doc.refreshProjection()
+    QtCore.QTimer.singleShot(500, guarded(finish))
+
+
+def finish() -> None:
+    app = Krita.instance()
+    window = app.activeWindow()
+    shot = os.environ.get("PAINTSTEP_SELFTEST_SCREENSHOT")
+    if shot and window is not None:
+        result["screenshot"] = bool(window.qwindow().grab().save(shot))
+    with open(os.environ["PAINTSTEP_SELFTEST"], "w") as out:
+        json.dump(result, out)
+    for doc in app.documents():
+        doc.setModified(False)
+    app.action("file_quit").trigger()

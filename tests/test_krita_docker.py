@@ -1,0 +1,80 @@
+"""The docker in Krita's full GUI under Xvfb, against a real `paintstep serve`.
+
+Krita starts with the plugin enabled in a fresh profile; the plugin's self-test opens a
+picture, generates with the strokes engine, scrubs, applies all steps, and reports. The
+screenshot it takes is kept as docs/docker.png when PAINTSTEP_UPDATE_SCREENSHOT is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import photo
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "krita"))
+
+import plugin_setup  # noqa: E402
+from test_krita import HAVE_KRITA  # noqa: E402
+from test_server import ServerProcess  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not HAVE_KRITA and not os.environ.get("PAINTSTEP_REQUIRE_KRITA"),
+        reason="Krita and xvfb-run are not installed",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def vendored(tmp_path_factory):
+    return plugin_setup.vendor(tmp_path_factory.mktemp("vendor"))
+
+
+def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendored):
+    server = ServerProcess(tmp_path).start()
+    try:
+        home = tmp_path / "home"
+        plugin_setup.install(home, vendored)
+        picture = tmp_path / "picture.png"
+        Image.fromarray(photo("coffee", 240)).save(picture)
+        result, shot = tmp_path / "result.json", tmp_path / "docker.png"
+        env = dict(
+            os.environ,
+            HOME=str(home),
+            PAINTSTEP_SELFTEST=str(result),
+            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+            PAINTSTEP_SELFTEST_SCREENSHOT=str(shot),
+            PAINTSTEP_SERVER=server.address,
+        )
+        done = subprocess.run(
+            ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        server.stop()
+    assert result.exists(), f"no result from Krita:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    seen = json.loads(result.read_text())
+    assert "error" not in seen, seen["error"]
+    assert seen["docker_found"]
+    assert "Connected" in seen["server_before"]
+    assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
+    assert seen["strip"] == 6 and seen["scrubbed_preview"]
+    assert seen["children"] == [f"Step {k}" for k in range(1, 7)]
+    assert seen["top_level"].index(seen["group"]) > seen["top_level"].index("picture")
+    assert seen["max_difference"] <= 6  # the steps alone rebuild the picture
+    assert seen["screenshot"] and shot.stat().st_size > 10_000
+    if os.environ.get("PAINTSTEP_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, ROOT / "docs" / "docker.png")

@@ -71,6 +71,11 @@ def test_the_selection_gives_its_box_and_mask(layers):
     assert layers["selection_pixel"] == [10, 20, 30, 255]
 
 
+def test_a_layer_is_read_as_a_target_in_the_canvas_box(layers):
+    assert layers["paint_layers"][:2] == ["reference", "base"]
+    assert layers["target"] == [20 * 12 * 4, 1, 2, 3, 40]  # hidden, still its own pixels
+
+
 def test_steps_go_in_as_a_group_of_layers_first_at_the_bottom(layers):
     assert layers["group"] == "Paintstep 1" and layers["group_type"] == "grouplayer"
     top = layers["top_level"]

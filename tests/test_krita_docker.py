@@ -75,6 +75,11 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     assert seen["children"] == [f"Step {k}" for k in range(1, 7)]
     assert seen["top_level"].index(seen["group"]) > seen["top_level"].index("picture")
     assert seen["max_difference"] <= 6  # the steps alone rebuild the picture
+    assert seen["single"] == ["Step 3"]  # one step on its own
+    assert seen["remembered_steps"] == "6"  # settings live in Krita's settings
+    assert seen["target_choice"] == "Layer: reference"
+    assert seen["target_steps"] == [1, 2, 3, 4]
+    assert seen["target_difference"] <= 6  # painted from the canvas to the target layer
     assert seen["screenshot"] and shot.stat().st_size > 10_000
     if os.environ.get("PAINTSTEP_UPDATE_SCREENSHOT"):
         shutil.copy(shot, ROOT / "docs" / "docker.png")

@@ -20,6 +20,77 @@ def server_address() -> str:
     return os.environ.get("PAINTSTEP_SERVER") or setting or DEFAULT_ADDRESS
 
 
+def setting(name: str, default: str) -> str:
+    return Krita.instance().readSetting("paintstep", name, default)
+
+
+def remember(name: str, value) -> None:
+    Krita.instance().writeSetting("paintstep", name, str(value))
+
+
+class TargetBox(QtWidgets.QComboBox):
+    """Where the process should end: nothing (paint the canvas from blank paper), a layer of the
+    document, or a picture file. The layers are listed afresh each time it opens."""
+
+    NONE, FILE = "None: paint the canvas from blank paper", "A picture file..."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers: list = []
+        self.path = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        doc = Krita.instance().activeDocument()
+        self.layers = document.paint_layers(doc) if doc is not None else []
+        current = self.currentText()
+        self.blockSignals(True)
+        self.clear()
+        self.addItem(self.NONE)
+        self.addItems([f"Layer: {name}" for name, _ in self.layers])
+        self.addItem(self.FILE if not self.path else f"File: {os.path.basename(self.path)}")
+        index = self.findText(current)
+        self.setCurrentIndex(max(index, 0))
+        self.blockSignals(False)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt's name
+        self.refresh()
+        super().showPopup()
+
+    def choose_layer(self, name: str) -> None:
+        self.refresh()
+        self.setCurrentIndex(max(self.findText(f"Layer: {name}"), 0))
+
+    def target(self, canvas: document.Canvas) -> bytes | None:
+        """The chosen target in the canvas's box as RGBA, or None for no target."""
+        index = self.currentIndex()
+        if index <= 0:
+            return None
+        if index <= len(self.layers):
+            return document.read_layer(
+                Krita.instance().activeDocument(), self.layers[index - 1][1], canvas
+            )
+        if not self.path:
+            self.path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Target picture", "", "Pictures (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
+            )
+            self.refresh()
+        image = QtGui.QImage(self.path)
+        if image.isNull():
+            raise document.UnsupportedDocument(
+                f"Cannot read the picture {self.path}; choose a PNG, JPEG or TIFF file."
+            )
+        image = image.scaled(
+            canvas.width,
+            canvas.height,
+            QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+            QtCore.Qt.TransformationMode.SmoothTransformation,
+        ).convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+        bits = image.constBits()
+        bits.setsize(image.sizeInBytes())
+        return bytes(bits)
+
+
 def to_qimage(raw) -> QtGui.QImage:
     """A QImage (its own copy) of a RawImage in rgba8."""
     data = bytes(raw.data)
@@ -42,6 +113,7 @@ class PaintstepDocker(DockWidget):
         self.job = ""
         self.running = False
         self.finished = False
+        self.has_target = False
         self.build()
         self.connection = Connection(server_address(), self)
         self.connection.event.connect(self.on_event)
@@ -60,14 +132,20 @@ class PaintstepDocker(DockWidget):
 
         form = QtWidgets.QFormLayout()
         self.engine = QtWidgets.QComboBox()
-        self.engine.addItem("strokes")
+        self.engine.addItem(setting("engine", "strokes"))
+        self.engine.currentTextChanged.connect(lambda name: name and remember("engine", name))
         form.addRow("Engine", self.engine)
+        self.target_box = TargetBox()
+        form.addRow("Target", self.target_box)
         self.step_count = QtWidgets.QSpinBox()
         self.step_count.setRange(1, 1000)
-        self.step_count.setValue(16)
+        self.step_count.setValue(int(setting("steps", "16")))
+        self.step_count.valueChanged.connect(lambda value: remember("steps", value))
         form.addRow("Steps", self.step_count)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(int(setting("seed", "0")))
+        self.seed.valueChanged.connect(lambda value: remember("seed", value))
         form.addRow("Seed", self.seed)
         self.from_selection = QtWidgets.QCheckBox("Only the selection")
         form.addRow("", self.from_selection)
@@ -101,13 +179,18 @@ class PaintstepDocker(DockWidget):
         layout.addWidget(self.strip)
 
         buttons = QtWidgets.QHBoxLayout()
+        self.apply_one = QtWidgets.QPushButton("Apply k")
+        self.apply_one.clicked.connect(
+            lambda: self.apply_layers(self.slider.value(), self.slider.value())
+        )
         self.apply_upto = QtWidgets.QPushButton("Apply 1..k")
-        self.apply_upto.clicked.connect(lambda: self.apply_layers(self.slider.value()))
+        self.apply_upto.clicked.connect(lambda: self.apply_layers(1, self.slider.value()))
         self.apply_all = QtWidgets.QPushButton("Apply all")
-        self.apply_all.clicked.connect(lambda: self.apply_layers(len(self.steps)))
+        self.apply_all.clicked.connect(lambda: self.apply_layers(1, len(self.steps)))
         self.apply_frames = QtWidgets.QPushButton("As frames")
         self.apply_frames.clicked.connect(self.apply_as_frames)
-        for button in (self.apply_upto, self.apply_all, self.apply_frames):
+        self.apply_buttons = (self.apply_one, self.apply_upto, self.apply_all, self.apply_frames)
+        for button in self.apply_buttons:
             buttons.addWidget(button)
         layout.addLayout(buttons)
         layout.addStretch(1)
@@ -116,14 +199,14 @@ class PaintstepDocker(DockWidget):
 
     def update_buttons(self) -> None:
         have = bool(self.steps)
-        for button in (self.apply_upto, self.apply_all, self.apply_frames):
+        for button in self.apply_buttons:
             button.setEnabled(have and not self.running)
         self.generate_button.setText("Cancel" if self.running else "Generate")
 
     # -- Krita --------------------------------------------------------------------------------
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 - Krita's name
-        pass
+        self.target_box.refresh()
 
     # -- generating ---------------------------------------------------------------------------
 
@@ -138,15 +221,18 @@ class PaintstepDocker(DockWidget):
             return
         try:
             self.canvas = document.read_canvas(doc, self.from_selection.isChecked())
+            target = self.target_box.target(self.canvas)
         except document.UnsupportedDocument as error:
             self.message.setText(str(error))
             return
-        raw = protocol_module().RawImage(self.canvas.rgba, self.canvas.width, self.canvas.height)
+        raw_image = protocol_module().RawImage
+        raw = raw_image(self.canvas.rgba, self.canvas.width, self.canvas.height)
+        self.has_target = target is not None
+        if target is not None:
+            target = raw_image(target, self.canvas.width, self.canvas.height)
         mask = None
         if self.canvas.mask is not None:
-            mask = protocol_module().RawImage(
-                self.canvas.mask, self.canvas.width, self.canvas.height, "gray8"
-            )
+            mask = raw_image(self.canvas.mask, self.canvas.width, self.canvas.height, "gray8")
         self.steps, self.job, self.finished = [], "", False
         self.strip.clear()
         self.slider.setRange(0, 0)
@@ -156,6 +242,7 @@ class PaintstepDocker(DockWidget):
         self.update_buttons()
         self.connection.generate(
             canvas=raw,
+            target=target,
             mask=mask,
             steps=self.step_count.value(),
             seed=self.seed.value(),
@@ -212,23 +299,25 @@ class PaintstepDocker(DockWidget):
 
     # -- applying -----------------------------------------------------------------------------
 
-    def step_pixels(self, count: int) -> list:
+    def step_pixels(self, first: int, last: int) -> list:
         return [
             document.StepPixels(
                 s.index, s.x, s.y, s.layer.width, s.layer.height, bytes(s.layer.data)
             )
-            for s in self.steps[:count]
+            for s in self.steps[first - 1 : last]
         ]
 
-    def apply_layers(self, count: int):
-        """Steps 1..count as a new group of layers above the current one."""
+    def apply_layers(self, first: int, last: int):
+        """Steps first..last as a new group of layers above the current one."""
         doc = Krita.instance().activeDocument()
-        if doc is None or not self.steps or count < 1:
+        last = min(last, len(self.steps))
+        if doc is None or not self.steps or not 1 <= first <= last:
             return None
         offset = (self.canvas.x, self.canvas.y) if self.canvas else (0, 0)
-        name = f"Paintstep {self.job[:6]} 1-{count}"
-        group = document.add_step_layers(doc, self.step_pixels(count), name, offset)
-        self.message.setText(f"Added steps 1-{count} as layers in '{name}'.")
+        which = f"{first}" if first == last else f"{first}-{last}"
+        name = f"Paintstep {self.job[:6]} {which}"
+        group = document.add_step_layers(doc, self.step_pixels(first, last), name, offset)
+        self.message.setText(f"Added step {which} as layers in '{name}'.")
         return group
 
     def apply_as_frames(self):
@@ -237,12 +326,17 @@ class PaintstepDocker(DockWidget):
         if doc is None or not self.steps or self.canvas is None:
             return None
         folder = tempfile.mkdtemp(prefix="paintstep-frames-")
-        # Without a target the process starts on blank paper, as the server's does: white for
-        # an opaque canvas, transparent for one with transparency.
+        # With a target the process starts on the canvas; without one on blank paper, as the
+        # server's does: white for an opaque canvas, transparent for one with transparency.
         width, height = self.canvas.width, self.canvas.height
-        opaque = self.canvas.rgba[3::4].count(255) == width * height
-        start = QtGui.QImage(width, height, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-        start.fill(QtGui.QColor(255, 255, 255, 255 if opaque else 0))
+        if self.has_target:
+            start = QtGui.QImage(
+                self.canvas.rgba, width, height, width * 4, QtGui.QImage.Format.Format_RGBA8888
+            ).convertToFormat(QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        else:
+            opaque = self.canvas.rgba[3::4].count(255) == width * height
+            start = QtGui.QImage(width, height, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+            start.fill(QtGui.QColor(255, 255, 255, 255 if opaque else 0))
         files = []
         for step in self.steps:
             painter = QtGui.QPainter(start)

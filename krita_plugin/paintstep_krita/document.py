@@ -51,6 +51,26 @@ def read_canvas(document, from_selection: bool = False) -> Canvas:
     return Canvas(x, y, width, height, to_rgba(data, model, depth), mask)
 
 
+def paint_layers(document) -> list:
+    """The document's paint layers, top first, as (name, node): candidates for a target."""
+    found = []
+
+    def visit(node) -> None:
+        for child in reversed(node.childNodes()):
+            if child.type() == "paintlayer":
+                found.append((child.name(), child))
+            visit(child)
+
+    visit(document.rootNode())
+    return found
+
+
+def read_layer(document, node, canvas: Canvas) -> bytes:
+    """One layer's own pixels (not what is shown) in the canvas's box, as straight RGBA."""
+    data = bytes(node.pixelData(canvas.x, canvas.y, canvas.width, canvas.height))
+    return to_rgba(data, node.colorModel(), node.colorDepth())
+
+
 def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[int, int] = (0, 0)):
     """A group named `name` above the current layer, holding one paint layer per step, the
     first step at the bottom. `offset` places the canvas the steps were painted from."""

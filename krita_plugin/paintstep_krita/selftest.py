@@ -89,7 +89,7 @@ def wait() -> None:
     result["strip"] = docker.strip.count()
     docker.slider.setValue(2)
     result["scrubbed_preview"] = not docker.preview.pixmap().isNull()
-    group = docker.apply_layers(len(docker.steps))
+    group = docker.apply_layers(1, len(docker.steps))
     doc = state["doc"]
     doc.refreshProjection()
     result["group"] = group.name() if group else None
@@ -105,6 +105,57 @@ def wait() -> None:
     result["max_difference"] = max(abs(a - b) for a, b in zip(rebuilt, original))
     picture_layer.setVisible(True)
     doc.refreshProjection()
+    docker.slider.setValue(3)  # the picture for the README: mid-process in the docker
+    QtCore.QTimer.singleShot(800, guarded(screenshot_then_second_job))
+
+
+def screenshot_then_second_job() -> None:
+    docker, doc = state["docker"], state["doc"]
+    shot = os.environ.get("PAINTSTEP_SELFTEST_SCREENSHOT")
+    if shot:
+        result["screenshot"] = bool(Krita.instance().activeWindow().qwindow().grab().save(shot))
+    picture_layer = [n for n in doc.rootNode().childNodes() if n.name() == "picture"][0]
+    single = docker.apply_layers(3, 3)
+    result["single"] = [node.name() for node in single.childNodes()] if single else []
+    result["remembered_steps"] = Krita.instance().readSetting("paintstep", "steps", "")
+    # A second job towards a target: a hidden layer holding the picture's negative.
+    negative = QtGui.QImage(os.environ["PAINTSTEP_SELFTEST_PICTURE"]).convertToFormat(
+        QtGui.QImage.Format.Format_ARGB32
+    )
+    negative.invertPixels()
+    reference = doc.createNode("reference", "paintlayer")
+    doc.rootNode().addChildNode(reference, None)
+    bits = negative.constBits()
+    bits.setsize(negative.sizeInBytes())
+    reference.setPixelData(bytes(bits), 0, 0, negative.width(), negative.height())
+    reference.setVisible(False)
+    for group_node in [n for n in doc.rootNode().childNodes() if n.type() == "grouplayer"]:
+        group_node.setVisible(False)
+    doc.setActiveNode(picture_layer)
+    doc.refreshProjection()
+    docker.target_box.choose_layer("reference")
+    result["target_choice"] = docker.target_box.currentText()
+    docker.step_count.setValue(4)
+    state["deadline"] = time.monotonic() + 90
+    state["reference"] = reference
+    docker.generate_button.click()
+    QtCore.QTimer.singleShot(250, guarded(wait_target))
+
+
+def wait_target() -> None:
+    docker = state["docker"]
+    if docker.running and time.monotonic() < state["deadline"]:
+        QtCore.QTimer.singleShot(250, guarded(wait_target))
+        return
+    doc = state["doc"]
+    result["target_steps"] = [step.index for step in docker.steps]
+    group = docker.apply_layers(1, len(docker.steps))
+    doc.refreshProjection()
+    doc.waitForDone()
+    seen = document.read_canvas(doc).rgba
+    wanted = document.read_layer(doc, state["reference"], state["picture"])
+    result["target_difference"] = max(abs(a - b) for a, b in zip(seen, wanted))
+    result["target_group"] = group.name() if group else None
     QtCore.QTimer.singleShot(500, guarded(finish))
 
 
@@ -112,7 +163,7 @@ def finish() -> None:
     app = Krita.instance()
     window = app.activeWindow()
     shot = os.environ.get("PAINTSTEP_SELFTEST_SCREENSHOT")
-    if shot and window is not None:
+    if shot and window is not None and "screenshot" not in result:
         result["screenshot"] = bool(window.qwindow().grab().save(shot))
     with open(os.environ["PAINTSTEP_SELFTEST"], "w") as out:
         json.dump(result, out)

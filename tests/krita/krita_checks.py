@@ -21,7 +21,13 @@ def rgba(r, g, b, a=255):
 
 def layers(args=None):
     from krita import Krita, Selection
-    from paintstep_krita.document import StepPixels, add_step_layers, read_canvas
+    from paintstep_krita.document import (
+        StepPixels,
+        add_step_layers,
+        paint_layers,
+        read_canvas,
+        read_layer,
+    )
     from paintstep_krita.pixels import UnsupportedDocument, swap_red_blue
 
     result = {}
@@ -52,6 +58,16 @@ def layers(args=None):
         first = (2 * 20 + 6) * 4  # canvas pixel (16, 8) in the box at (10, 6)
         result["selection_pixel"] = list(boxed.rgba[first : first + 4])
         doc.setSelection(Selection())
+
+        reference = doc.createNode("reference", "paintlayer")
+        doc.rootNode().addChildNode(reference, None)
+        reference.setPixelData(swap_red_blue(rgba(1, 2, 3, 40) * (64 * 48)), 0, 0, 64, 48)
+        reference.setVisible(False)
+        doc.refreshProjection()
+        result["paint_layers"] = [name for name, _ in paint_layers(doc)]
+        target = read_layer(doc, reference, boxed)
+        result["target"] = [len(target), *target[0:4]]
+        doc.setActiveNode(base)
 
         steps = [
             StepPixels(1, 0, 0, 4, 4, rgba(255, 0, 0) * 16),

@@ -12,7 +12,7 @@ machine changes. Needs only Python 3.10 or newer.
 from __future__ import annotations
 
 import argparse
-import os
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -22,14 +22,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def load_paths():
+    """Paintstep's own paths module, read from this folder (Paintstep is not installed yet)."""
+    spec = importlib.util.spec_from_file_location("paintstep_paths", HERE / "server" / "paths.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def data_dir() -> Path:
     """Where Paintstep keeps its own files for this user."""
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")
-        return Path(local) / "Paintstep"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Paintstep"
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "paintstep"
+    return load_paths().data_dir()
 
 
 def venv_python(env: Path) -> Path:
@@ -71,7 +74,7 @@ def install(demo: bool) -> None:
     say("2/3 Installing Paintstep and what it needs (numpy, pillow, skia, pyzmq, msgpack, av)")
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", str(HERE)])
-    command = env / ("Scripts/paintstep.exe" if sys.platform == "win32" else "bin/paintstep")
+    command = load_paths().installed_command()
     say(f"Installed: {command}")
     if demo:
         say("3/3 Painting the sample picture into ./out")

@@ -16,6 +16,17 @@ def _base(env: str, fallback: Path, mac: str, windows: str) -> Path:
     return Path(os.environ.get(env) or fallback) / "paintstep"
 
 
+def data_dir() -> Path:
+    """Paintstep's own files: the server's virtual environment that install.py makes."""
+    return _base("XDG_DATA_HOME", Path.home() / ".local" / "share", "Application Support", "")
+
+
+def installed_command() -> Path:
+    """The `paintstep` command install.py puts into its virtual environment."""
+    venv = data_dir() / "venv"
+    return venv / ("Scripts/paintstep.exe" if sys.platform == "win32" else "bin/paintstep")
+
+
 def cache_dir() -> Path:
     """Job results the server keeps (pruned by age and size)."""
     return _base("XDG_CACHE_HOME", Path.home() / ".cache", "Caches", "Cache")

@@ -83,3 +83,37 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     assert seen["screenshot"] and shot.stat().st_size > 10_000
     if os.environ.get("PAINTSTEP_UPDATE_SCREENSHOT"):
         shutil.copy(shot, ROOT / "docs" / "docker.png")
+
+
+def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tmp_path, vendored):
+    from paintstep.client import Client, ServerLost
+    from test_server import free_port
+
+    home = tmp_path / "home"
+    plugin_setup.install(home, vendored)
+    picture = tmp_path / "picture.png"
+    Image.fromarray(photo("chelsea", 160)).save(picture)
+    result = tmp_path / "result.json"
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        PAINTSTEP_SELFTEST=str(result),
+        PAINTSTEP_SELFTEST_PICTURE=str(picture),
+        PAINTSTEP_SERVER=address,
+        PAINTSTEP_SERVE_COMMAND=f"{sys.executable} -m paintstep",
+    )
+    done = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.exists(), f"no result from Krita:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    seen = json.loads(result.read_text())
+    assert "error" not in seen, seen["error"]
+    assert "started by Paintstep" in seen["server_before"]
+    assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
+    with pytest.raises(ServerLost):  # gone with Krita
+        Client(address, timeout=1).connect()

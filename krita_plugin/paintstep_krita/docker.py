@@ -9,6 +9,7 @@ from krita import DockWidget, Krita
 
 from . import document
 from .connection import Connection
+from .managed import ManagedServer
 from .qt import QtCore, QtGui, QtWidgets
 from .vendor import protocol_module
 
@@ -115,6 +116,9 @@ class PaintstepDocker(DockWidget):
         self.finished = False
         self.has_target = False
         self.build()
+        self.managed = ManagedServer()
+        self.retries = 0
+        Krita.instance().notifier().applicationClosing.connect(self.managed.stop)
         self.connection = Connection(server_address(), self)
         self.connection.event.connect(self.on_event)
         self.connection.status.connect(self.on_status)
@@ -276,11 +280,22 @@ class PaintstepDocker(DockWidget):
             self.update_buttons()
 
     def on_status(self, state: str, sentence: str) -> None:
-        self.server_label.setText(f"Server: {sentence}")
+        if state == "offline" and not self.running:
+            # None answers: start the one installed here, then try again for a while.
+            if not self.managed.running and self.retries == 0:
+                sentence = self.managed.start(server_address())
+            if self.managed.running and self.retries < 10:
+                self.retries += 1
+                QtCore.QTimer.singleShot(1000, self.connection.connect_server)
+        elif state == "connected":
+            self.retries = 0
+            if self.managed.running:
+                sentence += " (started by Paintstep; it stops when Krita quits)"
         if state != "connected" and self.running:
             self.running = False
             self.message.setText(sentence)
             self.update_buttons()
+        self.server_label.setText(f"Server: {sentence}")
 
     def on_welcome(self, welcome) -> None:
         names = [engine["name"] for engine in welcome.get("engines", [])]

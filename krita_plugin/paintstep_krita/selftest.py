@@ -67,11 +67,14 @@ def start() -> None:
     state["docker"] = docker
     docker.step_count.setValue(int(os.environ.get("PAINTSTEP_SELFTEST_STEPS", "6")))
     state["deadline"] = time.monotonic() + 90
-    QtCore.QTimer.singleShot(1500, guarded(generate))
+    QtCore.QTimer.singleShot(500, guarded(generate))
 
 
 def generate() -> None:
     docker = state["docker"]
+    if "Connected" not in docker.server_label.text() and time.monotonic() < state["deadline"]:
+        QtCore.QTimer.singleShot(250, guarded(generate))  # the server may still be starting
+        return
     result["server_before"] = docker.server_label.text()
     docker.generate_button.click()
     result["running"] = docker.running

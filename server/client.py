@@ -219,6 +219,7 @@ class Client:
         paper: str | None = None,
         prompt: str | None = None,
         name: str = "",
+        meta: dict[str, Any] | None = None,
     ) -> Iterator[Accepted | Progress | Step | Done]:
         """Start a job and follow it: Accepted, then Progress and Steps, then Done.
 
@@ -232,6 +233,7 @@ class Client:
             "engine": engine,
             "options": dict(options or {}),
             "name": name,
+            "meta": dict(meta or {}),
         }
         if target is not None:
             content["target"] = image_field(target, buffers)

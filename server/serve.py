@@ -45,6 +45,7 @@ log = logging.getLogger("paintstep.serve")
 
 EVENTS = "inproc://paintstep-events"
 MAX_QUEUED = 64
+MAX_META_BYTES = 4096
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Job:
     id: str
     folder: Path
     name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # the client's own notes on the job
     engine: str = ""
     steps: int = 0
     width: int = 0
@@ -81,6 +83,7 @@ class Job:
         return {
             "job": self.id,
             "name": self.name,
+            "meta": self.meta,
             "state": self.state,
             "steps": self.steps,
             "steps_done": self.steps_done,
@@ -197,6 +200,7 @@ class Server:
                 id=folder.name,
                 folder=folder,
                 name=manifest.get("name", ""),
+                meta=manifest.get("meta", {}),
                 engine=manifest.get("engine", ""),
                 steps=manifest.get("steps_planned", len(result.steps)),
                 width=manifest.get("width", 0),
@@ -415,10 +419,14 @@ class Server:
             raise ProtocolError("busy", "The server has too many jobs waiting; try again later.")
         job_id = uuid.uuid4().hex[:16]
         name = content.get("name", "")
+        meta = content.get("meta", {})
+        if not isinstance(meta, dict) or len(msgpack.packb(meta)) > MAX_META_BYTES:
+            raise ProtocolError("bad_message", "The meta of a job must be a map under 4 KB.")
         job = Job(
             id=job_id,
             folder=self.jobs_dir() / job_id,
             name=name if isinstance(name, str) else "",
+            meta=meta,
             engine=engine_name,
             steps=request.steps,
             width=canvas.shape[1],
@@ -582,6 +590,7 @@ class Server:
             "seed": request.seed,
             "steps_planned": request.steps,
             "name": job.name,
+            "meta": job.meta,
             "created": job.created,
         }
         writer = ResultWriter(job.folder, request.first_frame(), info, lean=True)

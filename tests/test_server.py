@@ -169,11 +169,12 @@ def test_cancel_takes_effect_within_one_step(server):
 def test_any_client_lists_fetches_and_deletes_jobs(server):
     request = PaintRequest(photo("coffee", 80), steps=4, seed=1)
     with Client(server.address) as first:
-        events, steps = run_job(first, request, name="first")
+        events, steps = run_job(first, request, name="first", meta={"document": "a.kra", "x": 3})
     job = events[0].job
     with Client(server.address) as other:
         listed = other.list_jobs()
         assert listed[0]["job"] == job and listed[0]["name"] == "first"
+        assert listed[0]["meta"] == {"document": "a.kra", "x": 3}
         assert listed[0]["state"] == "finished" and listed[0]["steps_done"] == 4
         fetched = list(other.fetch(job))
         again = [e.to_layer() for e in fetched if isinstance(e, Step)]

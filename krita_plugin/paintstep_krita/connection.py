@@ -20,6 +20,7 @@ class Connection(QtCore.QObject):
     event = Signal(object)
     status = Signal(str, str)
     welcomed = Signal(object)
+    jobs = Signal(object)
 
     def __init__(self, address: str, parent=None) -> None:
         super().__init__(parent)
@@ -37,6 +38,13 @@ class Connection(QtCore.QObject):
     def generate(self, **job) -> None:
         self.cancelled.clear()
         self.commands.put(("generate", job))
+
+    def list_jobs(self) -> None:
+        self.commands.put(("list", None))
+
+    def fetch(self, job: str) -> None:
+        self.cancelled.clear()
+        self.commands.put(("fetch", job))
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -60,7 +68,11 @@ class Connection(QtCore.QObject):
                     self.welcomed.emit(client.connect())
                     self.status.emit("connected", f"Connected to {self.address}")
                 if kind == "generate":
-                    self.follow(client, client_api, job)
+                    self.follow(client, client_api, client.generate(**job))
+                elif kind == "fetch":
+                    self.follow(client, client_api, client.fetch(job))
+                elif kind == "list":
+                    self.jobs.emit(client.list_jobs())
             except client_api.ServerLost as error:
                 self.status.emit("offline", str(error))
                 if client is not None:
@@ -71,8 +83,7 @@ class Connection(QtCore.QObject):
         if client is not None:
             client.close()
 
-    def follow(self, client, client_api, job: dict) -> None:
-        events = client.generate(**job)
+    def follow(self, client, client_api, events) -> None:
         current = None
         for event in events:
             if isinstance(event, client_api.Accepted):

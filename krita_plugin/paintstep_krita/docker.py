@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 from krita import DockWidget, Krita
 
@@ -92,6 +93,20 @@ class TargetBox(QtWidgets.QComboBox):
         return bytes(bits)
 
 
+def document_key(doc) -> str:
+    """What ties a job to its document: the file's path, or its name while it has none."""
+    return doc.fileName() or doc.name() or "untitled"
+
+
+def crop(whole: document.Canvas, box: document.Canvas) -> document.Canvas:
+    """The part of the whole canvas's pixels inside box (for an earlier job's frames)."""
+    rows = []
+    for row in range(box.y, box.y + box.height):
+        start = (row * whole.width + box.x) * 4
+        rows.append(whole.rgba[start : start + box.width * 4])
+    return document.Canvas(box.x, box.y, box.width, box.height, b"".join(rows), None)
+
+
 def to_qimage(raw) -> QtGui.QImage:
     """A QImage (its own copy) of a RawImage in rgba8."""
     data = bytes(raw.data)
@@ -123,6 +138,8 @@ class PaintstepDocker(DockWidget):
         self.connection.event.connect(self.on_event)
         self.connection.status.connect(self.on_status)
         self.connection.welcomed.connect(self.on_welcome)
+        self.connection.jobs.connect(self.on_jobs)
+        self.earlier: list = []
         self.connection.connect_server()
 
     # -- widgets ------------------------------------------------------------------------------
@@ -155,8 +172,14 @@ class PaintstepDocker(DockWidget):
         form.addRow("", self.from_selection)
         layout.addLayout(form)
 
+        self.history = QtWidgets.QComboBox()
+        self.history.addItem("(none yet)")
+        self.history.activated.connect(self.on_history)
+        form.addRow("Earlier", self.history)
+
         self.generate_button = QtWidgets.QPushButton("Generate")
         self.generate_button.clicked.connect(self.on_generate)
+        layout.addLayout(form)
         layout.addWidget(self.generate_button)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
@@ -211,6 +234,7 @@ class PaintstepDocker(DockWidget):
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 - Krita's name
         self.target_box.refresh()
+        self.connection.list_jobs()
 
     # -- generating ---------------------------------------------------------------------------
 
@@ -252,6 +276,12 @@ class PaintstepDocker(DockWidget):
             seed=self.seed.value(),
             engine=self.engine.currentText(),
             name=doc.name() or "untitled",
+            meta={
+                "document": document_key(doc),
+                "x": self.canvas.x,
+                "y": self.canvas.y,
+                "target": self.has_target,
+            },
         )
 
     def on_event(self, event) -> None:
@@ -278,6 +308,7 @@ class PaintstepDocker(DockWidget):
             self.progress.setValue(1000 if self.finished else self.progress.value())
             self.message.setText(f"{len(self.steps)} steps ({event.state}).")
             self.update_buttons()
+            self.connection.list_jobs()
 
     def on_status(self, state: str, sentence: str) -> None:
         if state == "offline" and not self.running:
@@ -297,7 +328,41 @@ class PaintstepDocker(DockWidget):
             self.update_buttons()
         self.server_label.setText(f"Server: {sentence}")
 
+    def on_jobs(self, jobs) -> None:
+        """The server's jobs for this document: results that stay available after a crash."""
+        doc = Krita.instance().activeDocument()
+        key = document_key(doc) if doc is not None else None
+        self.earlier = [job for job in jobs if job.get("meta", {}).get("document") == key]
+        self.history.clear()
+        if not self.earlier:
+            self.history.addItem("(none yet)")
+        for job in self.earlier:
+            when = time.strftime("%d %b %H:%M", time.localtime(job.get("created", 0)))
+            self.history.addItem(f"{when}: {job['steps_done']} steps ({job['state']})")
+
+    def on_history(self, index: int) -> None:
+        """Show an earlier result again: its steps are fetched from the server's cache."""
+        if self.running or not 0 <= index < len(self.earlier):
+            return
+        job = self.earlier[index]
+        doc = Krita.instance().activeDocument()
+        meta = job.get("meta", {})
+        self.canvas = document.Canvas(
+            meta.get("x", 0), meta.get("y", 0), job["width"], job["height"], b"", None
+        )
+        if doc is not None:
+            whole = document.read_canvas(doc)
+            self.canvas = crop(whole, self.canvas)
+        self.has_target = bool(meta.get("target"))
+        self.steps, self.job, self.finished = [], job["job"], False
+        self.strip.clear()
+        self.slider.setRange(0, 0)
+        self.running = True
+        self.update_buttons()
+        self.connection.fetch(job["job"])
+
     def on_welcome(self, welcome) -> None:
+        self.connection.list_jobs()
         names = [engine["name"] for engine in welcome.get("engines", [])]
         if names:
             current = self.engine.currentText()

@@ -76,6 +76,12 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     assert seen["top_level"].index(seen["group"]) > seen["top_level"].index("picture")
     assert seen["max_difference"] <= 6  # the steps alone rebuild the picture
     assert seen["single"] == ["Step 3"]  # one step on its own
+    assert seen["while_scrubbing"][-1] == "Paintstep preview" and seen["preview_locked"]
+    # The canvas shows frame 3 while scrubbing (compared by mean colour with its thumbnail).
+    assert max(abs(a - b) for a, b in zip(seen["preview_mean"], seen["frame3_mean"])) < 4
+    assert "Paintstep preview" not in seen["after_scrubbing"]
+    assert seen["after_scrubbing"] == seen["while_scrubbing"][:-1]
+    assert seen["active_after"] != "Paintstep preview"
     assert seen["remembered_steps"] == "6"  # settings live in Krita's settings
     assert seen["target_choice"] == "Layer: reference"
     assert seen["target_steps"] == [1, 2, 3, 4]

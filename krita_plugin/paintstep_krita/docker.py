@@ -15,6 +15,7 @@ from .qt import QtCore, QtGui, QtWidgets
 from .vendor import protocol_module
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5571"
+PREVIEW_NAME = "Paintstep preview"
 
 
 def server_address() -> str:
@@ -130,6 +131,7 @@ class PaintstepDocker(DockWidget):
         self.running = False
         self.finished = False
         self.has_target = False
+        self.preview_layer = None
         self.build()
         self.managed = ManagedServer()
         self.retries = 0
@@ -195,6 +197,9 @@ class PaintstepDocker(DockWidget):
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.valueChanged.connect(self.show_step)
+        self.slider.valueChanged.connect(self.update_preview)
+        self.slider.sliderPressed.connect(self.begin_preview)
+        self.slider.sliderReleased.connect(self.end_preview)
         layout.addWidget(self.slider)
         self.strip = QtWidgets.QListWidget()
         self.strip.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
@@ -400,31 +405,72 @@ class PaintstepDocker(DockWidget):
         self.message.setText(f"Added step {which} as layers in '{name}'.")
         return group
 
+    def start_frame(self) -> QtGui.QImage:
+        """Frame 0. With a target the process starts on the canvas; without one on blank
+        paper, as the server's does: white for an opaque canvas, transparent otherwise."""
+        width, height = self.canvas.width, self.canvas.height
+        if self.has_target:
+            return QtGui.QImage(
+                self.canvas.rgba, width, height, width * 4, QtGui.QImage.Format.Format_RGBA8888
+            ).convertToFormat(QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        opaque = self.canvas.rgba[3::4].count(255) == width * height
+        start = QtGui.QImage(width, height, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        start.fill(QtGui.QColor(255, 255, 255, 255 if opaque else 0))
+        return start
+
+    def frames(self):
+        """Frames 1..N, each composited from the one before (one image, updated in place)."""
+        frame = self.start_frame()
+        for step in self.steps:
+            painter = QtGui.QPainter(frame)
+            painter.drawImage(step.x, step.y, to_qimage(step.layer))
+            painter.end()
+            yield step.index, frame
+
     def apply_as_frames(self):
         """Frames 1..N on frames 1..N of a new animated layer."""
         doc = Krita.instance().activeDocument()
         if doc is None or not self.steps or self.canvas is None:
             return None
         folder = tempfile.mkdtemp(prefix="paintstep-frames-")
-        # With a target the process starts on the canvas; without one on blank paper, as the
-        # server's does: white for an opaque canvas, transparent for one with transparency.
-        width, height = self.canvas.width, self.canvas.height
-        if self.has_target:
-            start = QtGui.QImage(
-                self.canvas.rgba, width, height, width * 4, QtGui.QImage.Format.Format_RGBA8888
-            ).convertToFormat(QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-        else:
-            opaque = self.canvas.rgba[3::4].count(255) == width * height
-            start = QtGui.QImage(width, height, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-            start.fill(QtGui.QColor(255, 255, 255, 255 if opaque else 0))
         files = []
-        for step in self.steps:
-            painter = QtGui.QPainter(start)
-            painter.drawImage(step.x, step.y, to_qimage(step.layer))
-            painter.end()
-            path = os.path.join(folder, f"frame_{step.index:04d}.png")
-            start.save(path)
+        for index, frame in self.frames():
+            path = os.path.join(folder, f"frame_{index:04d}.png")
+            frame.save(path)
             files.append(path)
         layer = document.add_frames(doc, files, 1, f"Paintstep {self.job[:6]} frames")
         self.message.setText(f"Added {len(files)} frames as an animated layer.")
         return layer
+
+    # -- previewing on the canvas -------------------------------------------------------------
+
+    def begin_preview(self) -> None:
+        """While the slider is held, frame k shows on the canvas at full size in a locked layer
+        of its own; the artist's layers stay as they are, and the layer goes away on release,
+        so a preview never ends up in a saved file."""
+        doc = Krita.instance().activeDocument()
+        if doc is None or not self.steps or self.canvas is None or self.preview_layer is not None:
+            return
+        self.preview_layer = document.add_preview(doc, PREVIEW_NAME)
+        self.update_preview(self.slider.value())
+
+    def update_preview(self, index: int) -> None:
+        if self.preview_layer is None or not 1 <= index <= len(self.steps):
+            return
+        for k, frame in self.frames():
+            if k == index:
+                image = frame.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+                bits = image.constBits()
+                bits.setsize(image.sizeInBytes())
+                document.show_preview(
+                    Krita.instance().activeDocument(),
+                    self.preview_layer,
+                    document.StepPixels(k, 0, 0, image.width(), image.height(), bytes(bits)),
+                    (self.canvas.x, self.canvas.y),
+                )
+                return
+
+    def end_preview(self) -> None:
+        if self.preview_layer is not None:
+            document.remove_preview(Krita.instance().activeDocument(), self.preview_layer)
+            self.preview_layer = None

@@ -95,6 +95,31 @@ def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[
     return group
 
 
+def add_preview(document, name: str):
+    """A locked layer at the top of the stack for previews, not the active one."""
+    active = document.activeNode()
+    layer = document.createNode(name, "paintlayer")
+    top = document.topLevelNodes()
+    document.rootNode().addChildNode(layer, top[-1] if top else None)
+    layer.setLocked(True)
+    if active is not None:
+        document.setActiveNode(active)
+    return layer
+
+
+def show_preview(document, layer, frame: StepPixels, offset: tuple[int, int]) -> None:
+    """Put a frame (RGBA) into the preview layer at the canvas box's place."""
+    model, depth = document.colorModel(), document.colorDepth()
+    pixels = from_rgba(frame.rgba, model, depth)
+    layer.setPixelData(pixels, offset[0] + frame.x, offset[1] + frame.y, frame.width, frame.height)
+    document.refreshProjection()
+
+
+def remove_preview(document, layer) -> None:
+    layer.remove()
+    document.refreshProjection()
+
+
 def add_frames(document, files: list[str], first_frame: int, name: str):
     """Steps as animation frames: file k on frame first_frame + k of a new layer `name`.
 

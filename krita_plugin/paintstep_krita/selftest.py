@@ -108,6 +108,23 @@ def wait() -> None:
     result["max_difference"] = max(abs(a - b) for a, b in zip(rebuilt, original))
     picture_layer.setVisible(True)
     doc.refreshProjection()
+    # Scrub with the slider held: frame 3 shows on the canvas, and goes when it is let go.
+    docker.slider.setValue(6)
+    docker.slider.sliderPressed.emit()
+    docker.slider.setValue(3)
+    doc.waitForDone()
+    names = [node.name() for node in doc.topLevelNodes()]
+    result["while_scrubbing"] = names
+    preview = [n for n in doc.topLevelNodes() if n.name() == "Paintstep preview"]
+    result["preview_locked"] = bool(preview) and preview[0].locked()
+    frame3 = docker.steps[2].thumbnail  # frame 3, small: compare its mean colour
+    shown = document.read_canvas(doc).rgba
+    result["preview_mean"] = [sum(shown[c::4]) / (len(shown) // 4) for c in range(3)]
+    small = bytes(frame3.data)
+    result["frame3_mean"] = [sum(small[c::4]) / (len(small) // 4) for c in range(3)]
+    docker.slider.sliderReleased.emit()
+    result["after_scrubbing"] = [node.name() for node in doc.topLevelNodes()]
+    result["active_after"] = doc.activeNode().name() if doc.activeNode() else None
     docker.slider.setValue(3)  # the picture for the README: mid-process in the docker
     QtCore.QTimer.singleShot(800, guarded(screenshot_then_second_job))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 
+from .pixels import swap_red_blue
 from .qt import QtCore, Signal
 from .vendor import client_module
 
@@ -27,6 +28,7 @@ class Connection(QtCore.QObject):
         self.address = address
         self.commands: queue.Queue = queue.Queue()
         self.cancelled = threading.Event()
+        self.prepared: dict = {}  # (job, step) -> the step's pixels in Krita's byte order
         self.thread = threading.Thread(target=self.run, name="paintstep-connection", daemon=True)
         self.thread.start()
 
@@ -91,4 +93,7 @@ class Connection(QtCore.QObject):
             if self.cancelled.is_set() and current is not None:
                 client.cancel(current)
                 self.cancelled.clear()
+            if isinstance(event, client_api.Step):
+                # Krita's byte order, worked out here rather than on the UI thread at apply.
+                self.prepared[(event.job, event.index)] = swap_red_blue(bytes(event.layer.data))
             self.event.emit(event)

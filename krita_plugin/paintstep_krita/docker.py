@@ -132,6 +132,7 @@ class PaintstepDocker(DockWidget):
         self.finished = False
         self.has_target = False
         self.preview_layer = None
+        self.applying = False
         self.build()
         self.managed = ManagedServer()
         self.retries = 0
@@ -232,7 +233,7 @@ class PaintstepDocker(DockWidget):
     def update_buttons(self) -> None:
         have = bool(self.steps)
         for button in self.apply_buttons:
-            button.setEnabled(have and not self.running)
+            button.setEnabled(have and not self.running and not self.applying)
         self.generate_button.setText("Cancel" if self.running else "Generate")
 
     # -- Krita --------------------------------------------------------------------------------
@@ -267,6 +268,7 @@ class PaintstepDocker(DockWidget):
         if self.canvas.mask is not None:
             mask = raw_image(self.canvas.mask, self.canvas.width, self.canvas.height, "gray8")
         self.steps, self.job, self.finished = [], "", False
+        self.connection.prepared.clear()
         self.strip.clear()
         self.slider.setRange(0, 0)
         self.progress.setValue(0)
@@ -387,7 +389,13 @@ class PaintstepDocker(DockWidget):
     def step_pixels(self, first: int, last: int) -> list:
         return [
             document.StepPixels(
-                s.index, s.x, s.y, s.layer.width, s.layer.height, bytes(s.layer.data)
+                s.index,
+                s.x,
+                s.y,
+                s.layer.width,
+                s.layer.height,
+                bytes(s.layer.data),
+                self.connection.prepared.get((s.job, s.index)),
             )
             for s in self.steps[first - 1 : last]
         ]
@@ -401,8 +409,24 @@ class PaintstepDocker(DockWidget):
         offset = (self.canvas.x, self.canvas.y) if self.canvas else (0, 0)
         which = f"{first}" if first == last else f"{first}-{last}"
         name = f"Paintstep {self.job[:6]} {which}"
-        group = document.add_step_layers(doc, self.step_pixels(first, last), name, offset)
-        self.message.setText(f"Added step {which} as layers in '{name}'.")
+        pieces = document.step_layer_pieces(doc, self.step_pixels(first, last), name, offset)
+        group = next(pieces)
+        self.applying = True
+        self.update_buttons()
+        self.message.setText(f"Adding step {which} as layers...")
+
+        def more() -> None:
+            # A band of rows a turn of Krita's event loop: the UI stays responsive.
+            try:
+                next(pieces)
+            except StopIteration:
+                self.applying = False
+                self.update_buttons()
+                self.message.setText(f"Added step {which} as layers in '{name}'.")
+                return
+            QtCore.QTimer.singleShot(0, more)
+
+        QtCore.QTimer.singleShot(0, more)
         return group
 
     def start_frame(self) -> QtGui.QImage:

@@ -30,6 +30,7 @@ class StepPixels:
     width: int
     height: int
     rgba: bytes
+    bgra: bytes | None = None  # the same pixels in an 8-bit RGBA document's layout, if known
 
 
 def read_canvas(document, from_selection: bool = False) -> Canvas:
@@ -74,6 +75,15 @@ def read_layer(document, node, canvas: Canvas) -> bytes:
 def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[int, int] = (0, 0)):
     """A group named `name` above the current layer, holding one paint layer per step, the
     first step at the bottom. `offset` places the canvas the steps were painted from."""
+    *_, group = step_layer_pieces(document, steps, name, offset)
+    return group
+
+
+def step_layer_pieces(
+    document, steps: list[StepPixels], name: str, offset: tuple[int, int], band_rows: int = 256
+):
+    """add_step_layers a piece at a time: it yields the group after each band of rows, so that
+    a caller can let Krita's UI run in between (a 4096 px step is 64 MB of pixels)."""
     model, depth = document.colorModel(), document.colorDepth()
     group = document.createGroupLayer(name)
     current = document.activeNode()
@@ -85,14 +95,20 @@ def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[
     for step in steps:
         layer = document.createNode(f"Step {step.index}", "paintlayer")
         group.addChildNode(layer, below)
-        if step.width and step.height:
-            pixels = from_rgba(step.rgba, model, depth)
-            layer.setPixelData(
-                pixels, step.x + offset[0], step.y + offset[1], step.width, step.height
-            )
         below = layer
-    document.refreshProjection()
-    return group
+        if not (step.width and step.height):
+            continue
+        if step.bgra is not None and (model, depth) == ("RGBA", "U8"):
+            pixels = step.bgra
+        else:
+            pixels = from_rgba(step.rgba, model, depth)
+        row = len(pixels) // step.height
+        for top in range(0, step.height, band_rows):
+            rows = min(band_rows, step.height - top)
+            band = pixels[top * row : (top + rows) * row]
+            layer.setPixelData(band, step.x + offset[0], step.y + offset[1] + top, step.width, rows)
+            yield group
+    yield group
 
 
 def add_preview(document, name: str):

@@ -70,12 +70,35 @@ def start() -> None:
     QtCore.QTimer.singleShot(500, guarded(generate))
 
 
+class Stopwatch:
+    """How long Krita's event loop goes without turning: a timer that should tick every 10 ms."""
+
+    def __init__(self) -> None:
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self.tick)
+        self.last = time.monotonic()
+        self.longest = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.last = time.monotonic()
+        self.timer.start()
+
+
 def generate() -> None:
     docker = state["docker"]
     if "Connected" not in docker.server_label.text() and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(generate))  # the server may still be starting
         return
     result["server_before"] = docker.server_label.text()
+    state["stopwatch"] = Stopwatch()
+    state["stopwatch"].start()
+    state["began"] = time.monotonic()
     docker.generate_button.click()
     result["running"] = docker.running
     QtCore.QTimer.singleShot(250, guarded(wait))
@@ -88,12 +111,38 @@ def wait() -> None:
         return
     result["steps"] = [step.index for step in docker.steps]
     result["finished"] = docker.finished
+    result["generate_seconds"] = time.monotonic() - state["began"]
+    result["longest_freeze_generating"] = state["stopwatch"].longest
+    state["stopwatch"].longest = 0.0
     result["message"] = docker.message.text()
     result["strip"] = docker.strip.count()
     docker.slider.setValue(2)
     result["scrubbed_preview"] = not docker.preview.pixmap().isNull()
-    group = docker.apply_layers(1, len(docker.steps))
-    doc = state["doc"]
+    state["applied_at"] = time.monotonic()
+    state["group"] = docker.apply_layers(1, len(docker.steps))
+    QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(applied))))
+
+
+def after_applying(then):
+    """Call `then` once the docker has added all the layers (it does so a piece at a time)."""
+
+    def check() -> None:
+        if state["docker"].applying:
+            QtCore.QTimer.singleShot(50, guarded(check))
+        else:
+            then()
+
+    return check
+
+
+def applied() -> None:
+    docker = state["docker"]
+    group, doc = state["group"], state["doc"]
+    result["apply_seconds"] = time.monotonic() - state["applied_at"]
+    if os.environ.get("PAINTSTEP_SELFTEST_MEASURE_ONLY"):
+        QtCore.QTimer.singleShot(5000, guarded(measured))  # Krita recomposes meanwhile
+        return
+    state["stopwatch"].timer.stop()
     doc.refreshProjection()
     result["group"] = group.name() if group else None
     result["children"] = [node.name() for node in group.childNodes()] if group else []
@@ -130,12 +179,18 @@ def wait() -> None:
 
 
 def screenshot_then_second_job() -> None:
-    docker, doc = state["docker"], state["doc"]
+    docker = state["docker"]
     shot = os.environ.get("PAINTSTEP_SELFTEST_SCREENSHOT")
     if shot:
         result["screenshot"] = bool(Krita.instance().activeWindow().qwindow().grab().save(shot))
+    state["single"] = docker.apply_layers(3, 3)
+    QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(second_job))))
+
+
+def second_job() -> None:
+    docker, doc = state["docker"], state["doc"]
     picture_layer = [n for n in doc.rootNode().childNodes() if n.name() == "picture"][0]
-    single = docker.apply_layers(3, 3)
+    single = state["single"]
     result["single"] = [node.name() for node in single.childNodes()] if single else []
     result["remembered_steps"] = Krita.instance().readSetting("paintstep", "steps", "")
     # A second job towards a target: a hidden layer holding the picture's negative.
@@ -167,9 +222,13 @@ def wait_target() -> None:
     if docker.running and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(wait_target))
         return
-    doc = state["doc"]
     result["target_steps"] = [step.index for step in docker.steps]
-    group = docker.apply_layers(1, len(docker.steps))
+    state["group"] = docker.apply_layers(1, len(docker.steps))
+    QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(target_applied))))
+
+
+def target_applied() -> None:
+    doc, group = state["doc"], state["group"]
     doc.refreshProjection()
     doc.waitForDone()
     seen = document.read_canvas(doc).rgba
@@ -201,6 +260,12 @@ def wait_earlier() -> None:
     result["fetched_steps"] = [step.index for step in docker.steps]
     result["fetched_strip"] = docker.strip.count()
     QtCore.QTimer.singleShot(300, guarded(finish))
+
+
+def measured() -> None:
+    result["longest_freeze_applying"] = state["stopwatch"].longest
+    state["stopwatch"].timer.stop()
+    finish()
 
 
 def finish() -> None:

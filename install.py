@@ -1,25 +1,37 @@
 #!/usr/bin/env python3
-"""Install Paintstep for this user and paint the bundled sample once.
+"""Install Paintstep for this user: the server, the Krita plugin, and a first painting.
 
-    python3 install.py              install (or upgrade) and paint the sample into ./out
-    python3 install.py --no-demo    install only
-    python3 install.py --uninstall  remove what this installed
+    python3 install.py                  install (or upgrade) and paint the sample into ./out
+    python3 install.py --no-demo        install only
+    python3 install.py --uninstall      remove what this installed (settings and jobs stay)
+    python3 install.py --zip            build paintstep-krita-plugin.zip for Krita's
+                                        Tools > Scripts > Import Python Plugin from File...
 
 Paintstep gets its own virtual environment in the user's data folder, so nothing else on the
-machine changes. Needs only Python 3.10 or newer.
+machine changes; the plugin goes into Krita's resource folder and is enabled in kritarc. Needs
+only Python 3.10 or newer.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PLUGIN = "paintstep_krita"
+# Paintstep's modules the plugin carries (they need no numpy, which Krita's Python lacks).
+LIBRARY = ("__init__.py", "client.py", "protocol.py", "keys.py", "errors.py", "paths.py")
+VENDORED = ("pyzmq", "msgpack")
 
 
 def load_paths():
@@ -43,66 +55,250 @@ def say(message: str) -> None:
     print(f"[paintstep] {message}", flush=True)
 
 
-def fail(message: str) -> None:
-    print(f"[paintstep] {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+class Failure(Exception):
+    """What went wrong and what to do, in a sentence."""
 
 
-def run(command: list[str]) -> None:
+def run(command: list[str], what: str) -> None:
     try:
         subprocess.run(command, check=True)
-    except subprocess.CalledProcessError:
-        fail(
-            f"This failed: {' '.join(map(str, command))}\n"
-            "Read the lines above for the reason; when it is the network, connect and run "
-            "install.py again (it picks up where it stopped)."
-        )
+    except (subprocess.CalledProcessError, OSError):
+        raise Failure(
+            f"Could not {what} (the lines above say why). When it is the network, connect and "
+            "run install.py again: it picks up where it stopped."
+        ) from None
 
 
-def install(demo: bool) -> None:
+# -- Krita ----------------------------------------------------------------------------------
+
+
+def krita_dir(given: str | None) -> Path | None:
+    """Krita's resource folder (it holds pykrita/), or None when Krita is not found."""
+    if given:
+        return Path(given).expanduser()
+    if sys.platform == "win32":
+        folder = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "krita"
+    elif sys.platform == "darwin":
+        folder = Path.home() / "Library" / "Application Support" / "krita"
+    else:
+        data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        folder = Path(data) / "krita"
+    if folder.exists() or shutil.which("krita"):
+        return folder
+    return None
+
+
+def kritarc() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "kritarc"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Preferences" / "kritarc"
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config) / "kritarc"
+
+
+def krita_python(given: str | None) -> str:
+    """The X.Y of the Python inside Krita: the system python3 for Krita from Linux packages,
+    the one Krita bundles otherwise."""
+    if given:
+        if not re.fullmatch(r"3\.\d+", given):
+            raise Failure(f"--krita-python takes a version such as 3.10, not {given!r}.")
+        return given
+    krita = shutil.which("krita")
+    system_python = shutil.which("python3")
+    if sys.platform.startswith("linux") and krita and krita.startswith("/usr/") and system_python:
+        found = subprocess.run(
+            [system_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if found:
+            return found
+    say("Could not tell which Python this Krita runs; assuming 3.10 (Krita 5's own builds).")
+    say("If the docker does not load, run install.py again with --krita-python X.Y.")
+    return "3.10"
+
+
+def wheel_platforms(given: str | None) -> list[str]:
+    """pip --platform tags for the machine Krita runs on."""
+    if given:
+        return [given]
+    machine = platform.machine().lower()
+    if sys.platform == "win32":
+        return ["win_amd64"]
+    if sys.platform == "darwin":
+        arch = "arm64" if machine in ("arm64", "aarch64") else "x86_64"
+        return [f"macosx_11_0_{arch}", f"macosx_10_9_{arch}", "macosx_10_9_universal2"]
+    arch = "aarch64" if machine in ("arm64", "aarch64") else "x86_64"
+    return [f"manylinux_2_28_{arch}", f"manylinux_2_17_{arch}", f"manylinux2014_{arch}"]
+
+
+def vendor_into(folder: Path, python: str, platforms: list[str]) -> None:
+    """pyzmq and msgpack wheels for Krita's Python, unpacked, plus Paintstep's client modules."""
+    with tempfile.TemporaryDirectory() as wheels:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+        command += ["--python-version", python, "--implementation", "cp", "--dest", wheels]
+        for tag in platforms:
+            command += ["--platform", tag]
+        run([*command, *VENDORED], f"download {' and '.join(VENDORED)} for Krita's Python {python}")
+        for wheel in Path(wheels).glob("*.whl"):
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(folder)
+    (folder / "paintstep").mkdir(parents=True, exist_ok=True)
+    for name in LIBRARY:
+        shutil.copy(HERE / "server" / name, folder / "paintstep" / name)
+
+
+def build_plugin(into: Path, python: str, platforms: list[str]) -> None:
+    """The plugin's files (NAME.desktop and NAME/ with its vendored folder) in `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "krita_plugin" / f"{PLUGIN}.desktop", into)
+    package = into / PLUGIN
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor")
+    shutil.copytree(HERE / "krita_plugin" / PLUGIN, package, ignore=ignore)
+    vendor_into(package / "vendor", python, platforms)
+
+
+def install_plugin(resources: Path, python: str, platforms: list[str]) -> Path:
+    """Put the plugin into Krita's pykrita folder, replacing an older one only once the new one
+    is complete, so a failure leaves no half-installed plugin."""
+    pykrita = resources / "pykrita"
+    try:
+        pykrita.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".paintstep-", dir=pykrita))
+    except OSError as error:
+        raise Failure(
+            f"Cannot write to Krita's folder {pykrita} ({error.strerror}); give a writable "
+            "one with --krita-dir."
+        ) from None
+    try:
+        build_plugin(staging, python, platforms)
+        target = pykrita / PLUGIN
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / PLUGIN).replace(target)
+        (staging / f"{PLUGIN}.desktop").replace(pykrita / f"{PLUGIN}.desktop")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return pykrita / PLUGIN
+
+
+def set_enabled(path: Path, enabled: bool) -> None:
+    """Add (or remove) `enable_paintstep_krita=true` under [python] in kritarc, leaving every
+    other line as it is."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    key = f"enable_{PLUGIN}"
+    lines = [line for line in lines if not line.strip().startswith(f"{key}=")]
+    if enabled:
+        if "[python]" in (line.strip() for line in lines):
+            at = [line.strip() for line in lines].index("[python]")
+            lines.insert(at + 1, f"{key}=true")
+        else:
+            lines += ["", "[python]", f"{key}=true"] if lines else ["[python]", f"{key}=true"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+# -- the steps --------------------------------------------------------------------------------
+
+
+def install(args: argparse.Namespace) -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 - this check is for older Pythons
-        fail(f"Paintstep needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
+        raise Failure(f"Paintstep needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
     env = data_dir() / "venv"
-    say(f"1/3 Virtual environment in {env}")
+    say(f"1/4 Virtual environment in {env}")
     try:
         env.parent.mkdir(parents=True, exist_ok=True)
         if not venv_python(env).exists():
             venv.EnvBuilder(with_pip=True).create(env)
     except OSError as error:
-        fail(f"Cannot create {env} ({error.strerror}); check that the folder is writable.")
+        raise Failure(
+            f"Cannot create {env} ({error.strerror}); check the folder is writable."
+        ) from None
     python = str(venv_python(env))
-    say("2/3 Installing Paintstep and what it needs (numpy, pillow, skia, pyzmq, msgpack, av)")
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", str(HERE)])
+    say("2/4 Installing Paintstep and what it needs (numpy, pillow, skia, pyzmq, msgpack, av)")
+    run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "update pip")
+    run([python, "-m", "pip", "install", "--quiet", "--upgrade", str(HERE)], "install Paintstep")
     command = load_paths().installed_command()
     say(f"Installed: {command}")
-    if demo:
-        say("3/3 Painting the sample picture into ./out")
-        run([str(command), "paint", "--sample", "--out", "out"])
-        say("Done. Open out/process.gif to watch it; out/layers/ holds each step as a layer.")
+
+    resources = None if args.no_krita else krita_dir(args.krita_dir)
+    if resources is None:
+        say("3/4 No Krita found (no `krita` command, no Krita folder): skipped the plugin.")
+        say("    Install Krita, or give its resource folder with --krita-dir, and run again.")
     else:
-        say(f"3/3 Skipped the sample (--no-demo). Try: {command} paint --sample --out out")
+        version = krita_python(args.krita_python)
+        say(f"3/4 Krita plugin into {resources / 'pykrita'} (for Krita's Python {version})")
+        install_plugin(resources, version, wheel_platforms(args.platform))
+        set_enabled(kritarc(), True)
+        say(f"    Enabled in {kritarc()}. Start Krita: Settings > Dockers > Paintstep.")
+
+    if args.no_demo:
+        say(f"4/4 Skipped the sample (--no-demo). Try: {command} paint --sample --out out")
+        return
+    say("4/4 Painting the sample picture into ./out")
+    run([str(command), "paint", "--sample", "--out", "out"], "paint the sample")
+    say("Done. Open out/process.gif to watch it; out/layers/ holds each step as a layer.")
 
 
-def uninstall() -> None:
+def uninstall(args: argparse.Namespace) -> None:
+    """Remove the plugin, its kritarc entry and the virtual environment; settings ([paintstep]
+    in kritarc), keys and the job cache stay."""
+    resources = krita_dir(args.krita_dir)
+    if resources is not None:
+        pykrita = resources / "pykrita"
+        for entry in (pykrita / PLUGIN, pykrita / f"{PLUGIN}.desktop"):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+                say(f"Removed {entry}")
+            elif entry.exists():
+                entry.unlink()
+                say(f"Removed {entry}")
+    if kritarc().exists():
+        set_enabled(kritarc(), False)
+        say(f"Removed the plugin's line from {kritarc()}")
     env = data_dir() / "venv"
     if env.exists():
         shutil.rmtree(env)
         say(f"Removed {env}")
-    else:
-        say(f"Nothing to remove: {env} does not exist.")
+    say("Paintstep is uninstalled; your settings and finished jobs are kept.")
 
 
-def main() -> None:
+def build_zip(args: argparse.Namespace) -> None:
+    version = args.krita_python or "3.10"
+    destination = Path("paintstep-krita-plugin.zip").resolve()
+    with tempfile.TemporaryDirectory() as folder:
+        build_plugin(Path(folder), version, wheel_platforms(args.platform))
+        with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(Path(folder).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(folder))
+    say(f"Built {destination} for Krita's Python {version} on {wheel_platforms(args.platform)[0]}")
+    say("In Krita: Tools > Scripts > Import Python Plugin from File..., then restart Krita.")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-demo", action="store_true", help="do not paint the sample")
+    parser.add_argument("--no-krita", action="store_true", help="do not install the Krita plugin")
+    parser.add_argument("--krita-dir", metavar="DIR", help="Krita's resource folder")
+    parser.add_argument("--krita-python", metavar="X.Y", help="the Python version Krita runs")
+    parser.add_argument("--platform", metavar="TAG", help="wheel platform tag for the plugin")
     parser.add_argument("--uninstall", action="store_true", help="remove what this installed")
+    parser.add_argument("--zip", action="store_true", help="build the plugin zip for Krita")
     args = parser.parse_args()
-    if args.uninstall:
-        uninstall()
-    else:
-        install(demo=not args.no_demo)
+    try:
+        if args.uninstall:
+            uninstall(args)
+        elif args.zip:
+            build_zip(args)
+        else:
+            install(args)
+    except Failure as failure:
+        print(f"[paintstep] {failure}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

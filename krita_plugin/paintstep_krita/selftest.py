@@ -40,6 +40,13 @@ def guarded(step):
 
 
 def start() -> None:
+    from .vendor import client_module
+
+    client_module()
+    import msgpack
+    import zmq
+
+    result["zmq"], result["msgpack"] = zmq.__file__, msgpack.__file__
     app = Krita.instance()
     window = app.activeWindow()
     window.qwindow().showMaximized()

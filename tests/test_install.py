@@ -1,0 +1,134 @@
+"""install.py for real: into a fresh HOME, the plugin loading in Krita's GUI with its vendored
+pyzmq and msgpack and reaching the server it manages, then --uninstall, and --zip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import photo
+from PIL import Image
+from test_krita import HAVE_KRITA
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+
+def installer(home: Path, *args: str, cwd: Path | None = None, **env: str):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    environment.update(HOME=str(home), **env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "install.py"), *args],
+        env=environment,
+        cwd=cwd or home,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.skipif(
+    not HAVE_KRITA and not os.environ.get("PAINTSTEP_REQUIRE_KRITA"),
+    reason="Krita and xvfb-run are not installed",
+)
+def test_install_gives_a_working_docker_and_uninstall_removes_only_what_it_added(tmp_path):
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    kritarc = home / ".config" / "kritarc"
+    kritarc.write_text("[General]\nfoo=bar\n\n[paintstep]\nsteps=6\n")
+    done = installer(home, "--no-demo")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3/4 Krita plugin into" in done.stdout
+    plugin = home / ".local" / "share" / "krita" / "pykrita" / "paintstep_krita"
+    assert (plugin / "vendor" / "zmq").is_dir() and (plugin / "vendor" / "msgpack").is_dir()
+    assert (plugin / "vendor" / "paintstep" / "client.py").exists()
+    assert "enable_paintstep_krita=true" in kritarc.read_text()
+    assert "foo=bar" in kritarc.read_text()
+
+    again = installer(home, "--no-demo")  # upgrading in place keeps everything working
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert kritarc.read_text().count("enable_paintstep_krita=true") == 1
+
+    picture = tmp_path / "picture.png"
+    Image.fromarray(photo("coffee", 120)).save(picture)
+    result = tmp_path / "result.json"
+    port = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0));print(s.getsockname()[1])",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PAINTSTEP"))}
+    environment.update(
+        HOME=str(home),
+        PAINTSTEP_SELFTEST=str(result),
+        PAINTSTEP_SELFTEST_PICTURE=str(picture),
+        PAINTSTEP_SERVER=f"tcp://127.0.0.1:{port}",
+    )
+    subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        env=environment,
+        capture_output=True,
+        timeout=300,
+    )
+    seen = json.loads(result.read_text())
+    assert "error" not in seen, seen["error"]
+    assert seen["zmq"].startswith(str(plugin / "vendor"))
+    assert seen["msgpack"].startswith(str(plugin / "vendor"))
+    assert seen["docker_found"] and "started by Paintstep" in seen["server_before"]
+    assert seen["finished"] and len(seen["steps"]) == 6  # steps=6 from the kept settings
+
+    gone = installer(home, "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert not plugin.exists()
+    assert not (plugin.parent / "paintstep_krita.desktop").exists()
+    assert not (home / ".local" / "share" / "paintstep" / "venv").exists()
+    text = kritarc.read_text()
+    assert "enable_paintstep_krita" not in text
+    assert "foo=bar" in text and "[paintstep]" in text  # the artist's settings stay
+    assert (home / ".cache" / "paintstep" / "jobs").is_dir()  # and finished jobs
+
+
+def test_zip_for_importing_into_krita(tmp_path):
+    done = installer(tmp_path, "--zip", "--krita-python", "3.10", "--platform", "win_amd64")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "paintstep-krita-plugin.zip") as archive:
+        names = set(archive.namelist())
+    assert "paintstep_krita.desktop" in names
+    assert "paintstep_krita/__init__.py" in names and "paintstep_krita/manual.html" in names
+    assert "paintstep_krita/vendor/paintstep/client.py" in names
+    assert any(n.startswith("paintstep_krita/vendor/zmq/") and n.endswith(".pyd") for n in names)
+    assert any(n.startswith("paintstep_krita/vendor/msgpack/") for n in names)
+
+
+def test_failures_say_what_to_do_and_leave_no_half_installed_plugin(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where Krita's folder should be")
+    done = installer(tmp_path, "--no-demo", "--krita-dir", str(blocker / "krita"))
+    assert done.returncode == 1
+    assert "give a writable one with --krita-dir" in done.stderr
+    offline = (
+        installer(
+            tmp_path / "h2",
+            "--no-demo",
+            "--no-krita",
+            PIP_INDEX_URL="http://127.0.0.1:9/simple",
+            PIP_NO_CACHE_DIR="1",
+            PIP_FIND_LINKS="",
+            PIP_RETRIES="0",
+            PIP_TIMEOUT="2",
+        )
+        if (tmp_path / "h2").mkdir() is None
+        else None
+    )
+    assert offline.returncode == 1
+    assert "connect and run install.py again" in offline.stderr

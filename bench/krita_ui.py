@@ -11,9 +11,6 @@ turn (the target: no more than a moment). The reference is the same run at 512 p
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,23 +34,14 @@ def run(size: int, steps: int, vendored: Path) -> dict:
             picture = tmp / "picture.png"
             big = Image.fromarray(photo("astronaut", 512)).resize((size, size))
             big.save(picture)
-            result = tmp / "result.json"
-            env = dict(
-                os.environ,
-                HOME=str(home),
-                PAINTSTEP_SELFTEST=str(result),
+            return plugin_setup.run_gui(
+                home,
+                tmp / "result.json",
                 PAINTSTEP_SELFTEST_PICTURE=str(picture),
                 PAINTSTEP_SELFTEST_STEPS=str(steps),
                 PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
                 PAINTSTEP_SERVER=server.address,
             )
-            subprocess.run(
-                ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-                env=env,
-                capture_output=True,
-                timeout=600,
-            )
-            return json.loads(result.read_text())
         finally:
             server.stop()
 

@@ -15,6 +15,8 @@ from conftest import photo
 from PIL import Image
 from test_krita import HAVE_KRITA
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "krita"))
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,8 @@ screenshot it takes is kept as docs/docker.png when PAINTSTEP_UPDATE_SCREENSHOT 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -47,26 +45,16 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
         plugin_setup.install(home, vendored)
         picture = tmp_path / "picture.png"
         Image.fromarray(photo("coffee", 240)).save(picture)
-        result, shot = tmp_path / "result.json", tmp_path / "docker.png"
-        env = dict(
-            os.environ,
-            HOME=str(home),
-            PAINTSTEP_SELFTEST=str(result),
+        shot = tmp_path / "docker.png"
+        seen = plugin_setup.run_gui(
+            home,
+            tmp_path / "result.json",
             PAINTSTEP_SELFTEST_PICTURE=str(picture),
             PAINTSTEP_SELFTEST_SCREENSHOT=str(shot),
             PAINTSTEP_SERVER=server.address,
         )
-        done = subprocess.run(
-            ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
     finally:
         server.stop()
-    assert result.exists(), f"no result from Krita:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    seen = json.loads(result.read_text())
     assert "error" not in seen, seen["error"]
     assert seen["docker_found"]
     assert "Connected" in seen["server_before"]
@@ -101,25 +89,14 @@ def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tm
     plugin_setup.install(home, vendored)
     picture = tmp_path / "picture.png"
     Image.fromarray(photo("chelsea", 160)).save(picture)
-    result = tmp_path / "result.json"
     address = f"tcp://127.0.0.1:{free_port()}"
-    env = dict(
-        os.environ,
-        HOME=str(home),
-        PAINTSTEP_SELFTEST=str(result),
+    seen = plugin_setup.run_gui(
+        home,
+        tmp_path / "result.json",
         PAINTSTEP_SELFTEST_PICTURE=str(picture),
         PAINTSTEP_SERVER=address,
         PAINTSTEP_SERVE_COMMAND=f"{sys.executable} -m paintstep",
     )
-    done = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.exists(), f"no result from Krita:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
-    seen = json.loads(result.read_text())
     assert "error" not in seen, seen["error"]
     assert "started by Paintstep" in seen["server_before"]
     assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]

@@ -50,3 +50,25 @@ def install(home: Path, vendored: Path) -> Path:
     config.mkdir(parents=True, exist_ok=True)
     (config / "kritarc").write_text("[python]\nenable_paintstep_krita=true\n")
     return target
+
+
+def run_gui(home: Path, result: Path, **env: str) -> dict:
+    """Start Krita's full GUI under xvfb with HOME=home and the plugin's self-test asked to
+    write to `result`; returns what it wrote (raises with Krita's output when it wrote nothing)."""
+    import json
+    import os
+
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("XDG_", "PAINTSTEP"))
+    }
+    environment.update(HOME=str(home), PAINTSTEP_SELFTEST=str(result), **env)
+    done = subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if not result.exists():
+        raise AssertionError(f"no result from Krita:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(result.read_text())

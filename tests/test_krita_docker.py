@@ -102,3 +102,29 @@ def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tm
     assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
     with pytest.raises(ServerLost):  # gone with Krita
         Client(address, timeout=1).connect()
+
+
+def test_the_docker_reaches_a_server_that_needs_keys(tmp_path, vendored):
+    from paintstep.keys import make_keys
+
+    keys = tmp_path / "keys"
+    make_keys(keys)
+    server = ServerProcess(tmp_path, "--keys", str(keys)).start(wait=False)
+    try:
+        home = tmp_path / "home"
+        plugin_setup.install(home, vendored)
+        picture = tmp_path / "picture.png"
+        Image.fromarray(photo("coffee", 80)).save(picture)
+        seen = plugin_setup.run_gui(
+            home,
+            tmp_path / "result.json",
+            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+            PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
+            PAINTSTEP_SERVER=server.address,
+            PAINTSTEP_KEYS=str(keys),
+        )
+    finally:
+        server.stop()
+    assert "error" not in seen, seen["error"]
+    assert "Connected" in seen["server_before"]
+    assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]

@@ -23,9 +23,10 @@ class Connection(QtCore.QObject):
     welcomed = Signal(object)
     jobs = Signal(object)
 
-    def __init__(self, address: str, parent=None) -> None:
+    def __init__(self, address: str, keys: str = "", parent=None) -> None:
         super().__init__(parent)
         self.address = address
+        self.keys = keys  # a folder with server.key and client.key_secret, for a remote server
         self.commands: queue.Queue = queue.Queue()
         self.cancelled = threading.Event()
         self.prepared: dict = {}  # (job, step) -> the step's pixels in Krita's byte order
@@ -66,7 +67,14 @@ class Connection(QtCore.QObject):
             kind, job = command
             try:
                 if client is None:
-                    client = client_api.Client(self.address, timeout=3)
+                    keys = None
+                    if self.keys:
+                        from pathlib import Path
+
+                        from paintstep.keys import load_client_keys
+
+                        keys = load_client_keys(Path(self.keys))
+                    client = client_api.Client(self.address, timeout=3, keys=keys)
                     self.welcomed.emit(client.connect())
                     self.status.emit("connected", f"Connected to {self.address}")
                 if kind == "generate":
@@ -81,6 +89,8 @@ class Connection(QtCore.QObject):
                     client.close()
                 client = None
             except client_api.ServerError as error:
+                self.status.emit("error", str(error))
+            except ValueError as error:  # PaintError: missing or unreadable keys
                 self.status.emit("error", str(error))
         if client is not None:
             client.close()

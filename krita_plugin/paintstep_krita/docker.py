@@ -23,6 +23,11 @@ def server_address() -> str:
     return os.environ.get("PAINTSTEP_SERVER") or setting or DEFAULT_ADDRESS
 
 
+def keys_folder() -> str:
+    """CURVE keys for a server on another machine (see `paintstep keys`), or ""."""
+    return os.environ.get("PAINTSTEP_KEYS") or setting("keys", "")
+
+
 def setting(name: str, default: str) -> str:
     return Krita.instance().readSetting("paintstep", name, default)
 
@@ -137,7 +142,7 @@ class PaintstepDocker(DockWidget):
         self.managed = ManagedServer()
         self.retries = 0
         Krita.instance().notifier().applicationClosing.connect(self.managed.stop)
-        self.connection = Connection(server_address(), self)
+        self.connection = Connection(server_address(), keys_folder(), self)
         self.connection.event.connect(self.on_event)
         self.connection.status.connect(self.on_status)
         self.connection.welcomed.connect(self.on_welcome)

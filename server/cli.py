@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--client", default="client", help="name of the client pair (client)")
     keys.set_defaults(run=run_keys)
 
+    view = commands.add_parser(
+        "view",
+        help="scrub through a result folder in a window (needs the viewer extra)",
+        description="Open a result folder written by `paintstep paint`: scrub with the slider, "
+        "the arrow keys or the mouse wheel (Ctrl+wheel zooms), play with space, and export.",
+    )
+    view.add_argument("folder", metavar="OUT_DIR", help="the result folder")
+    view.set_defaults(run=run_view)
+
     engines = commands.add_parser("engines", help="list the engines and their options")
     engines.set_defaults(run=run_engines)
     return parser
@@ -182,6 +191,17 @@ def run_keys(args: argparse.Namespace) -> int:
     print(f"  {client_secret}")
     print("A client then connects with:  paintstep paint --server tcp://HOST:PORT --keys DIR ...")
     return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    try:
+        from .viewer import run
+    except ImportError:
+        raise PaintError(
+            "The viewer needs PySide6: install it with `pip install 'paintstep[viewer]'` "
+            "(or PySide6-Essentials) into Paintstep's environment."
+        ) from None
+    return run(args.folder)
 
 
 def run_engines(args: argparse.Namespace) -> int:

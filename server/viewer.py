@@ -1,0 +1,317 @@
+"""`paintstep view`: a window that scrubs through a painting process, without Krita.
+
+Opens a result folder (what `paintstep paint` writes). Frames are
+read or composited on demand and only a few are kept, so a 4096 px, 64-step process opens at
+once and stays small in memory. PySide6 is the `viewer` extra, imported only here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from .errors import PaintError
+from .exports import contact_sheet, export_animation, write_ora
+from .process import StepLayer, composite
+from .result import Result, load_result
+
+CACHED_FRAMES = 4
+
+
+class Process(QtCore.QObject):
+    """The steps of a process as they are known so far, and its frames on demand."""
+
+    changed = QtCore.Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: Result | None = None
+        self.start: np.ndarray | None = None
+        self.layers: list[StepLayer] = []
+        self.thumbnails: list[np.ndarray] = []
+        self.total = 0
+        self.complete = False
+        self.note = ""
+        self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    @property
+    def count(self) -> int:
+        return len(self.thumbnails)
+
+    def open_folder(self, folder: Path) -> None:
+        result = load_result(folder)
+        self.result = result
+        self.start = None
+        self.total = result.manifest.get("steps_planned", len(result.steps))
+        self.thumbnails = [result.thumbnail(k) for k in range(1, len(result.steps) + 1)]
+        self.complete = result.complete
+        if not result.complete:
+            self.note = (
+                f"This result is not complete ({len(result.steps)} of {self.total} steps, "
+                f"{result.state}): it is still being written, or its writer stopped."
+            )
+        self.changed.emit()
+
+    def start_frame(self) -> np.ndarray:
+        if self.result is not None:
+            return self.result.start()
+        return self.start
+
+    def layer(self, k: int) -> StepLayer:
+        return self.result.layer(k) if self.result is not None else self.layers[k - 1]
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame k: from the cache, from its file, or composited from the nearest frame before."""
+        if k in self.cache:
+            self.cache.move_to_end(k)
+            return self.cache[k]
+        frame = None
+        if self.result is not None:
+            path = self.result.folder / self.result.steps[k - 1]["frame"] if k else None
+            if k == 0 or (path is not None and path.exists()):
+                frame = self.result.frame(k)
+        if frame is None:
+            before = max((j for j in self.cache if j < k), default=0)
+            frame = (self.cache[before] if before else self.start_frame()).copy()
+            for j in range(before + 1, k + 1):
+                composite(frame, self.layer(j))
+        self.cache[k] = frame
+        while len(self.cache) > CACHED_FRAMES:
+            self.cache.popitem(last=False)
+        return frame
+
+    def only_step(self, k: int) -> np.ndarray:
+        """Step k's paint alone over a checkerboard, at its place on the canvas."""
+        height, width = self.start_frame().shape[:2]
+        yy, xx = np.mgrid[:height, :width]
+        board = np.where(((yy // 16) + (xx // 16)) % 2 == 0, 255, 204).astype(np.uint8)
+        canvas = np.empty((height, width, 4), np.uint8)
+        canvas[..., :3] = board[..., None]
+        canvas[..., 3] = 255
+        composite(canvas, self.layer(k))
+        return canvas
+
+
+def to_pixmap(rgba: np.ndarray) -> QtGui.QPixmap:
+    rgba = np.ascontiguousarray(rgba)
+    height, width = rgba.shape[:2]
+    image = QtGui.QImage(rgba.data, width, height, width * 4, QtGui.QImage.Format.Format_RGBA8888)
+    return QtGui.QPixmap.fromImage(image.copy())
+
+
+class FrameView(QtWidgets.QGraphicsView):
+    """The big view: the wheel scrubs, Ctrl+wheel zooms, dragging pans."""
+
+    scrubbed = QtCore.Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QtWidgets.QGraphicsScene(self))
+        self.item = self.scene().addPixmap(QtGui.QPixmap())
+        self.setDragMode(QtWidgets.QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QtWidgets.QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setBackgroundBrush(QtGui.QColor(60, 60, 60))
+
+    def show_pixmap(self, pixmap: QtGui.QPixmap) -> None:
+        first = self.item.pixmap().isNull()
+        self.item.setPixmap(pixmap)
+        self.scene().setSceneRect(QtCore.QRectF(pixmap.rect()))
+        if first:
+            self.fitInView(self.item, QtCore.Qt.AspectRatioMode.KeepAspectRatio)
+
+    def zoom(self, factor: float) -> None:
+        self.scale(factor, factor)
+
+    def wheelEvent(self, event: QtGui.QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        up = event.angleDelta().y() > 0
+        if event.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier:
+            self.zoom(1.25 if up else 0.8)
+        else:
+            self.scrubbed.emit(1 if up else -1)
+
+
+class Viewer(QtWidgets.QMainWindow):
+    def __init__(self, process: Process) -> None:
+        super().__init__()
+        self.process = process
+        self.setWindowTitle("Paintstep viewer")
+        self.view = FrameView()
+        self.view.scrubbed.connect(lambda step: self.go(self.slider.value() + step))
+        self.message = QtWidgets.QLabel("")
+        self.message.setWordWrap(True)
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)  # then it follows the steps, starting on the last
+        self.slider.valueChanged.connect(self.show_frame)
+        self.position = QtWidgets.QLabel("")
+        self.only = QtWidgets.QCheckBox("Only this step")
+        self.only.toggled.connect(lambda: self.show_frame(self.slider.value()))
+        self.play_button = QtWidgets.QPushButton("Play")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.speed = QtWidgets.QSpinBox()
+        self.speed.setRange(1, 30)
+        self.speed.setValue(4)
+        self.speed.setSuffix(" steps/s")
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self.advance)
+        self.strip = QtWidgets.QListWidget()
+        self.strip.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
+        self.strip.setFlow(QtWidgets.QListView.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setIconSize(QtCore.QSize(96, 96))
+        self.strip.setFixedHeight(130)
+        self.strip.currentRowChanged.connect(lambda row: row >= 0 and self.go(row + 1))
+
+        controls = QtWidgets.QHBoxLayout()
+        for widget in (self.play_button, self.speed, self.slider, self.position, self.only):
+            controls.addWidget(widget)
+        root = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(root)
+        layout.addWidget(self.message)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.strip)
+        self.setCentralWidget(root)
+        self.build_menu()
+        self.resize(1100, 820)
+        process.changed.connect(self.refresh)
+        self.refresh()
+
+    def build_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Export")
+        for title, handler in (
+            ("Animation of frames 0..k (GIF or MP4)...", self.ask_animation),
+            ("Contact sheet (PNG)...", self.ask_contact_sheet),
+            ("Layers for Krita (OpenRaster .ora)...", self.ask_ora),
+        ):
+            menu.addAction(title, handler)
+
+    # -- showing ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        process = self.process
+        at_end = self.slider.value() == self.slider.maximum()
+        self.strip.blockSignals(True)  # adding thumbnails must not move the slider
+        while self.strip.count() < process.count:
+            k = self.strip.count() + 1
+            item = QtWidgets.QListWidgetItem(str(k))
+            item.setIcon(QtGui.QIcon(to_pixmap(process.thumbnails[k - 1])))
+            self.strip.addItem(item)
+        self.strip.blockSignals(False)
+        self.slider.setRange(0, process.count)
+        if at_end:
+            self.slider.setValue(process.count)
+        self.message.setText(process.note)
+        self.message.setVisible(bool(process.note))
+        self.show_frame(self.slider.value())
+
+    def show_frame(self, k: int) -> None:
+        process = self.process
+        if process.start_frame() is None:
+            return
+        if self.only.isChecked() and k >= 1:
+            picture = process.only_step(k)
+        else:
+            picture = process.frame(k)
+        self.view.show_pixmap(to_pixmap(picture))
+        total = process.total or process.count
+        self.position.setText(f"step {k} / {total}" if k else f"start / {total}")
+
+    def go(self, k: int) -> None:
+        self.slider.setValue(max(0, min(k, self.process.count)))
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        key = event.key()
+        moves = {
+            QtCore.Qt.Key.Key_Right: self.slider.value() + 1,
+            QtCore.Qt.Key.Key_Left: self.slider.value() - 1,
+            QtCore.Qt.Key.Key_Home: 0,
+            QtCore.Qt.Key.Key_End: self.process.count,
+        }
+        if key in moves:
+            self.go(moves[key])
+        elif key == QtCore.Qt.Key.Key_Space:
+            self.toggle_play()
+        elif key in (QtCore.Qt.Key.Key_Plus, QtCore.Qt.Key.Key_Equal):
+            self.view.zoom(1.25)
+        elif key == QtCore.Qt.Key.Key_Minus:
+            self.view.zoom(0.8)
+        else:
+            super().keyPressEvent(event)
+
+    def toggle_play(self) -> None:
+        if self.timer.isActive():
+            self.timer.stop()
+            self.play_button.setText("Play")
+            return
+        if self.slider.value() >= self.process.count:
+            self.go(0)
+        self.timer.start(int(1000 / self.speed.value()))
+        self.play_button.setText("Pause")
+
+    def advance(self) -> None:
+        if self.slider.value() >= self.process.count:
+            self.toggle_play()
+        else:
+            self.go(self.slider.value() + 1)
+
+    # -- exporting ----------------------------------------------------------------------------
+
+    def need_result(self) -> Result | None:
+        if self.process.result is None:
+            self.message.setText("Exports work on result folders; open one with paintstep view.")
+            self.message.setVisible(True)
+        return self.process.result
+
+    def ask_animation(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export animation", "process.gif", "GIF (*.gif);;MP4 (*.mp4)"
+        )
+        if path and self.need_result():
+            self.run_export(
+                lambda: export_animation(self.process.result, 0, self.slider.value(), path)
+            )
+
+    def ask_contact_sheet(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export contact sheet", "sheet.png", "PNG (*.png)"
+        )
+        if path and self.need_result():
+            count = self.process.count
+            chosen = sorted({round(i * count / 11) for i in range(12)})
+            self.run_export(lambda: contact_sheet(self.process.result, chosen, path))
+
+    def ask_ora(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export layers", "process.ora", "OpenRaster (*.ora)"
+        )
+        if path and self.need_result():
+            self.run_export(lambda: write_ora(self.process.result, path))
+
+    def run_export(self, export) -> None:
+        try:
+            written = export()
+        except (PaintError, OSError) as error:
+            self.message.setText(f"Could not export: {error}")
+        else:
+            self.message.setText(f"Wrote {written}")
+        self.message.setVisible(True)
+
+
+def open_folder(folder: str | Path) -> Viewer:
+    """A viewer window on a result folder; a folder that is not one is said in the window."""
+    process = Process()
+    try:
+        process.open_folder(Path(folder))
+    except PaintError as error:
+        process.note = f"{error} Open a folder written by `paintstep paint`."
+    return Viewer(process)
+
+
+def run(folder: str) -> int:
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    window = open_folder(folder)
+    window.show()
+    return app.exec()

@@ -1,0 +1,155 @@
+"""`paintstep view` offscreen: open, scrub, play, show one step, export, bad folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import photo
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+QtWidgets = pytest.importorskip("PySide6.QtWidgets")
+from paintstep.cli import main  # noqa: E402
+from paintstep.engines import get_engine  # noqa: E402
+from paintstep.process import PaintRequest  # noqa: E402
+from paintstep.result import ResultWriter, load_result  # noqa: E402
+from paintstep.viewer import CACHED_FRAMES, open_folder  # noqa: E402
+from PySide6 import QtCore, QtGui  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def app():
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    where = tmp_path_factory.mktemp("viewer")
+    picture = where / "p.png"
+    Image.fromarray(photo("coffee", 240)).save(picture)
+    assert main(["paint", str(picture), "--steps", "8", "--out", str(where / "out"), "-q"]) == 0
+    return where / "out"
+
+
+def shown(window) -> np.ndarray:
+    image = window.view.item.pixmap().toImage().convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    data = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
+    return data.reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()].copy()
+
+
+def press(window, key) -> None:
+    event = QtGui.QKeyEvent(QtCore.QEvent.Type.KeyPress, key, QtCore.Qt.KeyboardModifier.NoModifier)
+    window.keyPressEvent(event)
+
+
+def test_opens_on_the_finished_picture_and_scrubs_by_key_and_wheel(app, folder):
+    result = load_result(folder)
+    window = open_folder(folder)
+    window.show()
+    app.processEvents()
+    assert window.slider.maximum() == 8 and window.slider.value() == 8
+    assert np.array_equal(shown(window), result.frame(8))
+    assert window.strip.count() == 8
+    press(window, QtCore.Qt.Key.Key_Home)
+    assert window.slider.value() == 0 and np.array_equal(shown(window), result.frame(0))
+    press(window, QtCore.Qt.Key.Key_Right)
+    press(window, QtCore.Qt.Key.Key_Right)
+    assert window.slider.value() == 2 and np.array_equal(shown(window), result.frame(2))
+    window.view.scrubbed.emit(1)
+    assert window.slider.value() == 3 and window.position.text() == "step 3 / 8"
+    press(window, QtCore.Qt.Key.Key_End)
+    assert window.slider.value() == 8
+    before = window.view.transform().m11()
+    press(window, QtCore.Qt.Key.Key_Plus)
+    assert window.view.transform().m11() > before
+    if os.environ.get("PAINTSTEP_UPDATE_SCREENSHOT"):
+        window.go(4)
+        app.processEvents()
+        window.grab().save(str(ROOT / "docs" / "viewer.png"))
+    window.close()
+
+
+def test_playing_runs_through_the_steps_and_stops_at_the_end(app, folder):
+    window = open_folder(folder)
+    window.speed.setValue(30)
+    press(window, QtCore.Qt.Key.Key_Space)
+    assert window.timer.isActive() and window.slider.value() == 0
+    for _ in range(9):
+        window.advance()
+    assert window.slider.value() == 8 and not window.timer.isActive()
+    assert window.play_button.text() == "Play"
+    window.close()
+
+
+def test_only_this_step_shows_its_paint_over_a_checkerboard(app, folder):
+    result = load_result(folder)
+    window = open_folder(folder)
+    window.go(5)
+    window.only.setChecked(True)
+    picture = shown(window)
+    layer = result.layer(5)
+    painted = layer.pixels[..., 3] == 255
+    ys, xs = np.nonzero(painted)
+    assert np.array_equal(picture[ys[0] + layer.y, xs[0] + layer.x], layer.pixels[ys[0], xs[0]])
+    untouched = np.ones(picture.shape[:2], bool)
+    untouched[layer.y : layer.y + layer.height, layer.x : layer.x + layer.width] = False
+    assert set(np.unique(picture[untouched][:, 0])) <= {204, 255}
+    window.close()
+
+
+def test_frames_of_a_lean_folder_are_composited_and_only_a_few_kept(app, tmp_path):
+    request = PaintRequest(photo("astronaut", 128), steps=10)
+    writer = ResultWriter(
+        tmp_path / "lean", request.first_frame(), {"steps_planned": 10}, lean=True
+    )
+    for step in get_engine("strokes").paint(request):
+        writer.add(step)
+    writer.finish()
+    window = open_folder(tmp_path / "lean")
+    result = load_result(tmp_path / "lean")
+    for k in (10, 3, 7, 1, 9, 2):
+        window.go(k)
+        assert np.array_equal(shown(window), result.frame(k))
+    assert len(window.process.cache) <= CACHED_FRAMES
+    window.close()
+
+
+def test_half_written_and_foreign_folders_are_said_in_the_window(app, folder, tmp_path):
+    half = tmp_path / "half"
+    shutil.copytree(folder, half)
+    manifest = json.loads((half / "manifest.json").read_text())
+    manifest["steps"] = manifest["steps"][:3]
+    manifest["complete"], manifest["state"] = False, "running"
+    (half / "manifest.json").write_text(json.dumps(manifest))
+    window = open_folder(half)
+    assert window.slider.maximum() == 3
+    assert "not complete (3 of 8 steps, running)" in window.message.text()
+    window.close()
+    (tmp_path / "other").mkdir()
+    window = open_folder(tmp_path / "other")
+    assert "not a Paintstep result" in window.message.text()
+    assert window.slider.maximum() == 0
+    window.close()
+
+
+def test_exports_from_the_window(app, folder, tmp_path):
+    window = open_folder(folder)
+    window.go(4)
+    from paintstep.exports import export_animation, write_ora
+
+    window.run_export(lambda: export_animation(window.process.result, 0, 4, tmp_path / "a.gif"))
+    assert "Wrote" in window.message.text()
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 5
+    window.run_export(lambda: write_ora(window.process.result, tmp_path / "p.ora"))
+    assert (tmp_path / "p.ora").stat().st_size > 1000
+    window.run_export(lambda: export_animation(window.process.result, 0, 99, tmp_path / "b.gif"))
+    assert "Could not export" in window.message.text()
+    window.close()

@@ -131,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open a result folder written by `paintstep paint`: scrub with the slider, "
         "the arrow keys or the mouse wheel (Ctrl+wheel zooms), play with space, and export.",
     )
-    view.add_argument("folder", metavar="OUT_DIR", help="the result folder")
+    view.add_argument("folder", metavar="OUT_DIR", nargs="?", help="the result folder")
+    view.add_argument(
+        "--server", metavar="ADDRESS", help="follow a job on this server instead, live"
+    )
+    view.add_argument("--job", metavar="ID", help="with --server: which job (the newest)")
     view.set_defaults(run=run_view)
 
     engines = commands.add_parser("engines", help="list the engines and their options")
@@ -201,7 +205,9 @@ def run_view(args: argparse.Namespace) -> int:
             "The viewer needs PySide6: install it with `pip install 'paintstep[viewer]'` "
             "(or PySide6-Essentials) into Paintstep's environment."
         ) from None
-    return run(args.folder)
+    if not args.folder and not args.server:
+        raise PaintError("Give a result folder to view, or --server ADDRESS to follow a job.")
+    return run(args.folder, args.server, args.job)
 
 
 def run_engines(args: argparse.Namespace) -> int:

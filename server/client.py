@@ -55,6 +55,7 @@ class Accepted:
     position: int
     steps: int
     state: str
+    start: RawImage | None = None  # frame 0, when the job was fetched
 
 
 @dataclass(frozen=True)
@@ -279,8 +280,13 @@ class Client:
     def follow(self, accepted: Message) -> Iterator[Accepted | Progress | Step | Done]:
         job = accepted.job or ""
         content = accepted.content
+        start = read_raw_image(content, "start", accepted.buffers, self.max_side)
         yield Accepted(
-            job, content.get("position", 0), content.get("steps", 0), content.get("state", "")
+            job,
+            content.get("position", 0),
+            content.get("steps", 0),
+            content.get("state", ""),
+            start,
         )
         while True:
             message = self.wait_for(lambda m: m.job == job, f"job {job}")

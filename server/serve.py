@@ -476,9 +476,15 @@ class Server:
 
     def on_fetch_job(self, identity: bytes, message: Message) -> None:
         job = self.job_of(message)
-        state = {"position": 0, "steps": job.steps, "state": job.state}
-        self.send(identity, Message("accepted", state, re=message.id, job=job.id))
-        result = load_result(job.folder) if job.stored else None
+        state: dict[str, Any] = {"position": 0, "steps": job.steps, "state": job.state}
+        buffers: list[Any] = []
+        result = None
+        if (job.folder / "manifest.json").exists():
+            result = load_result(job.folder)
+            state["start"] = image_field(result.start(), buffers)
+        elif job.request is not None:
+            state["start"] = image_field(job.request.first_frame(), buffers)
+        self.send(identity, Message("accepted", state, buffers, re=message.id, job=job.id))
         for index in range(1, job.steps_done + 1):
             if index in job.recent:
                 self.router.send_multipart([identity, *job.recent[index]], copy=False)

@@ -1,12 +1,13 @@
 """`paintstep view`: a window that scrubs through a painting process, without Krita.
 
-Opens a result folder (what `paintstep paint` writes). Frames are
+Opens a result folder (what `paintstep paint` writes), or follows a job on a server. Frames are
 read or composited on demand and only a few are kept, so a 4096 px, 64-step process opens at
 once and stays small in memory. PySide6 is the `viewer` extra, imported only here.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -53,6 +54,15 @@ class Process(QtCore.QObject):
                 f"This result is not complete ({len(result.steps)} of {self.total} steps, "
                 f"{result.state}): it is still being written, or its writer stopped."
             )
+        self.changed.emit()
+
+    def add_step(self, layer: StepLayer) -> None:
+        self.layers.append(layer)
+        self.thumbnails.append(layer.thumbnail)
+        self.changed.emit()
+
+    def set_note(self, note: str) -> None:
+        self.note = note
         self.changed.emit()
 
     def start_frame(self) -> np.ndarray:
@@ -300,6 +310,55 @@ class Viewer(QtWidgets.QMainWindow):
         self.message.setVisible(True)
 
 
+class Follower(QtCore.QObject):
+    """Fetches a job from a server on a thread of its own; what arrives goes to the Process on
+    the UI thread through Qt's queued signals."""
+
+    started = QtCore.Signal(object, int)
+    step = QtCore.Signal(object)
+    note = QtCore.Signal(str)
+
+    def __init__(self, process: Process, address: str, job: str | None) -> None:
+        super().__init__()
+        self.process, self.address, self.job = process, address, job
+        self.started.connect(self.on_started)
+        self.step.connect(process.add_step)
+        self.note.connect(process.set_note)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def on_started(self, start: np.ndarray, total: int) -> None:
+        self.process.start, self.process.total = start, total
+
+    def run(self) -> None:
+        from .client import Accepted, Client, Done, ServerError, ServerLost, Step
+
+        try:
+            with Client(self.address) as client:
+                job = self.job or next(iter(j["job"] for j in client.list_jobs()), None)
+                if job is None:
+                    self.note.emit(f"The server at {self.address} has no jobs yet.")
+                    return
+                for event in client.fetch(job):
+                    if isinstance(event, Accepted):
+                        self.started.emit(event.start.array().copy(), event.steps)
+                        self.note.emit(f"Job {job}: {event.state}, following it live.")
+                    elif isinstance(event, Step):
+                        self.step.emit(event.to_layer())
+                    elif isinstance(event, Done):
+                        self.note.emit(f"Job {job}: {event.steps} steps, {event.state}.")
+        except (ServerError, ServerLost) as error:
+            self.note.emit(str(error))
+
+
+def follow(address: str, job: str | None = None) -> Viewer:
+    """A viewer window on a server's job (the newest when none is named), live."""
+    process = Process()
+    window = Viewer(process)
+    window.follower = Follower(process, address, job)
+    return window
+
+
 def open_folder(folder: str | Path) -> Viewer:
     """A viewer window on a result folder; a folder that is not one is said in the window."""
     process = Process()
@@ -310,8 +369,8 @@ def open_folder(folder: str | Path) -> Viewer:
     return Viewer(process)
 
 
-def run(folder: str) -> int:
+def run(folder: str | None, server: str | None = None, job: str | None = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    window = open_folder(folder)
+    window = follow(server, job) if server else open_folder(folder)
     window.show()
     return app.exec()

@@ -178,6 +178,7 @@ def test_any_client_lists_fetches_and_deletes_jobs(server):
         assert listed[0]["state"] == "finished" and listed[0]["steps_done"] == 4
         fetched = list(other.fetch(job))
         again = [e.to_layer() for e in fetched if isinstance(e, Step)]
+        assert np.array_equal(fetched[0].start.array(), request.first_frame())
         assert isinstance(fetched[-1], Done) and fetched[-1].state == "finished"
         assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again, steps))
         assert all(np.array_equal(a.thumbnail, b.thumbnail) for a, b in zip(again, steps))

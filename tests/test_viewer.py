@@ -153,3 +153,40 @@ def test_exports_from_the_window(app, folder, tmp_path):
     window.run_export(lambda: export_animation(window.process.result, 0, 99, tmp_path / "b.gif"))
     assert "Could not export" in window.message.text()
     window.close()
+
+
+def test_follows_a_live_job_on_a_server(app, tmp_path):
+    import time
+
+    from paintstep.client import Client
+    from paintstep.viewer import follow
+    from test_server import ServerProcess
+
+    server = ServerProcess(tmp_path).start()
+    try:
+        request = PaintRequest(photo("chelsea", 160), steps=30, seed=4)
+        with Client(server.address) as client:
+            events = client.generate_request(request)
+            job = next(events).job
+            window = follow(server.address, job)
+            deadline = time.monotonic() + 60
+            while not window.process.complete and time.monotonic() < deadline:
+                app.processEvents()
+                time.sleep(0.02)
+                if "steps, finished" in window.process.note:
+                    break
+            list(events)
+        app.processEvents()
+        assert window.process.count == 30
+        local = list(get_engine("strokes").paint(request))
+        final = request.first_frame()
+        for layer in local:
+            from paintstep.process import composite
+
+            composite(final, layer)
+        window.go(30)
+        assert np.array_equal(shown(window), final)
+        assert "30 steps, finished" in window.message.text()
+        window.close()
+    finally:
+        server.stop()

@@ -27,6 +27,14 @@ pytestmark = [
 ]
 
 
+def display_number() -> str:
+    """Where xvfb-run starts looking for a free display: random, so that runs started at the
+    same moment (other tests, other sessions) do not race for the same one."""
+    import random
+
+    return str(random.randint(100, 30000))
+
+
 def in_krita(function: str, tmp: Path) -> dict:
     """Run tests/krita/krita_checks.FUNCTION inside Krita, with a fresh HOME; its results."""
     home = tmp / "home"
@@ -39,7 +47,17 @@ def in_krita(function: str, tmp: Path) -> dict:
         PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "krita"), str(ROOT / "krita_plugin")]),
     )
     done = subprocess.run(
-        ["xvfb-run", "-a", "kritarunner", "-s", "krita_checks", "-f", function],
+        [
+            "xvfb-run",
+            "-a",
+            "-n",
+            display_number(),
+            "kritarunner",
+            "-s",
+            "krita_checks",
+            "-f",
+            function,
+        ],
         env=env,
         capture_output=True,
         text=True,

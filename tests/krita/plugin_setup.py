@@ -57,13 +57,15 @@ def run_gui(home: Path, result: Path, **env: str) -> dict:
     write to `result`; returns what it wrote (raises with Krita's output when it wrote nothing)."""
     import json
     import os
+    import random
 
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("XDG_", "PAINTSTEP"))
     }
     environment.update(HOME=str(home), PAINTSTEP_SELFTEST=str(result), **env)
     done = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        ["xvfb-run", "-a", "-n", str(random.randint(100, 30000))]
+        + ["-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
         env=environment,
         capture_output=True,
         text=True,

@@ -105,7 +105,10 @@ def krita_python(given: str | None) -> str:
             raise Failure(f"--krita-python takes a version such as 3.10, not {given!r}.")
         return given
     krita = shutil.which("krita")
-    system_python = shutil.which("python3")
+    # Krita from the system packages runs the system's python3, the one beside it (not
+    # whichever python3 comes first on PATH: a pyenv or an active venv).
+    beside = Path(krita).parent / "python3" if krita else None
+    system_python = str(beside) if beside is not None and beside.exists() else None
     if sys.platform.startswith("linux") and krita and krita.startswith("/usr/") and system_python:
         found = subprocess.run(
             [system_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -174,10 +177,18 @@ def install_plugin(resources: Path, python: str, platforms: list[str]) -> Path:
     try:
         build_plugin(staging, python, platforms)
         target = pykrita / PLUGIN
-        if target.exists():
-            shutil.rmtree(target)
-        (staging / PLUGIN).replace(target)
-        (staging / f"{PLUGIN}.desktop").replace(pykrita / f"{PLUGIN}.desktop")
+        try:
+            if target.exists():
+                # Aside first, then swap: on Windows a running Krita holds the old DLLs, and
+                # a rename fails cleanly where deleting would leave half a plugin.
+                target.replace(staging / "old")
+            (staging / PLUGIN).replace(target)
+            (staging / f"{PLUGIN}.desktop").replace(pykrita / f"{PLUGIN}.desktop")
+        except OSError as error:
+            raise Failure(
+                f"Cannot replace the plugin in {pykrita} ({error.strerror}); close Krita and "
+                "run install.py again."
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return pykrita / PLUGIN
@@ -186,9 +197,12 @@ def install_plugin(resources: Path, python: str, platforms: list[str]) -> Path:
 def set_enabled(path: Path, enabled: bool) -> None:
     """Add (or remove) `enable_paintstep_krita=true` under [python] in kritarc, leaving every
     other line as it is."""
-    lines = path.read_text().splitlines() if path.exists() else []
+    raw = path.read_bytes() if path.exists() else b""
+    text = raw.decode("utf-8", errors="surrogateescape")  # as it is, \r\n included
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines()
     key = f"enable_{PLUGIN}"
-    lines = [line for line in lines if not line.strip().startswith(f"{key}=")]
+    lines = [line for line in lines if line.split("=")[0].strip() != key]
     if enabled:
         if "[python]" in (line.strip() for line in lines):
             at = [line.strip() for line in lines].index("[python]")
@@ -196,7 +210,8 @@ def set_enabled(path: Path, enabled: bool) -> None:
         else:
             lines += ["", "[python]", f"{key}=true"] if lines else ["[python]", f"{key}=true"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
+        out.write(newline.join(lines) + newline)
 
 
 # -- the steps --------------------------------------------------------------------------------
@@ -245,22 +260,33 @@ def uninstall(args: argparse.Namespace) -> None:
     """Remove the plugin, its kritarc entry and the virtual environment; settings ([paintstep]
     in kritarc), keys and the job cache stay."""
     resources = krita_dir(args.krita_dir)
-    if resources is not None:
-        pykrita = resources / "pykrita"
-        for entry in (pykrita / PLUGIN, pykrita / f"{PLUGIN}.desktop"):
-            if entry.is_dir():
-                shutil.rmtree(entry)
-                say(f"Removed {entry}")
-            elif entry.exists():
-                entry.unlink()
-                say(f"Removed {entry}")
-    if kritarc().exists():
-        set_enabled(kritarc(), False)
-        say(f"Removed the plugin's line from {kritarc()}")
-    env = data_dir() / "venv"
-    if env.exists():
-        shutil.rmtree(env)
-        say(f"Removed {env}")
+    try:
+        if resources is not None:
+            pykrita = resources / "pykrita"
+            for entry in (pykrita / PLUGIN, pykrita / f"{PLUGIN}.desktop"):
+                if entry.is_dir():
+                    # Renamed aside before deleting: if Krita holds a file, nothing is half gone.
+                    aside = entry.with_name(f".{PLUGIN}-removing")
+                    entry.replace(aside)
+                    shutil.rmtree(aside)
+                    say(f"Removed {entry}")
+                elif entry.exists():
+                    entry.unlink()
+                    say(f"Removed {entry}")
+        if kritarc().exists():
+            set_enabled(kritarc(), False)
+            say(f"Removed the plugin's line from {kritarc()}")
+        env = data_dir() / "venv"
+        if env.exists():
+            aside = env.with_name(".venv-removing")
+            env.replace(aside)
+            shutil.rmtree(aside)
+            say(f"Removed {env}")
+    except OSError as error:
+        raise Failure(
+            f"Cannot remove {error.filename} ({error.strerror}); close Krita (and the Paintstep "
+            "server it started) and run install.py --uninstall again."
+        ) from None
     say("Paintstep is uninstalled; your settings and finished jobs are kept.")
 
 

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--server", metavar="ADDRESS", help="follow a job on this server instead, live"
     )
     view.add_argument("--job", metavar="ID", help="with --server: which job (the newest)")
+    view.add_argument(
+        "--keys", metavar="DIR", help="with --server: keys from `paintstep keys` for it"
+    )
     view.set_defaults(run=run_view)
 
     engines = commands.add_parser("engines", help="list the engines and their options")
@@ -207,7 +210,7 @@ def run_view(args: argparse.Namespace) -> int:
         ) from None
     if not args.folder and not args.server:
         raise PaintError("Give a result folder to view, or --server ADDRESS to follow a job.")
-    return run(args.folder, args.server, args.job)
+    return run(args.folder, args.server, args.job, args.keys)
 
 
 def run_engines(args: argparse.Namespace) -> int:

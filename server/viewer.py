@@ -318,9 +318,11 @@ class Follower(QtCore.QObject):
     step = QtCore.Signal(object)
     note = QtCore.Signal(str)
 
-    def __init__(self, process: Process, address: str, job: str | None) -> None:
+    def __init__(
+        self, process: Process, address: str, job: str | None, keys: str | None = None
+    ) -> None:
         super().__init__()
-        self.process, self.address, self.job = process, address, job
+        self.process, self.address, self.job, self.keys = process, address, job, keys
         self.started.connect(self.on_started)
         self.step.connect(process.add_step)
         self.note.connect(process.set_note)
@@ -334,7 +336,10 @@ class Follower(QtCore.QObject):
         from .client import Accepted, Client, Done, ServerError, ServerLost, Step
 
         try:
-            with Client(self.address) as client:
+            from .keys import load_client_keys
+
+            keys = load_client_keys(Path(self.keys)) if self.keys else None
+            with Client(self.address, keys=keys) as client:
                 job = self.job or next(iter(j["job"] for j in client.list_jobs()), None)
                 if job is None:
                     self.note.emit(f"The server at {self.address} has no jobs yet.")
@@ -347,15 +352,17 @@ class Follower(QtCore.QObject):
                         self.step.emit(event.to_layer())
                     elif isinstance(event, Done):
                         self.note.emit(f"Job {job}: {event.steps} steps, {event.state}.")
-        except (ServerError, ServerLost) as error:
+        except (ServerError, ServerLost, PaintError) as error:
             self.note.emit(str(error))
+        except Exception as error:  # keep the window alive and say what happened
+            self.note.emit(f"Cannot follow the job at {self.address}: {error}")
 
 
-def follow(address: str, job: str | None = None) -> Viewer:
+def follow(address: str, job: str | None = None, keys: str | None = None) -> Viewer:
     """A viewer window on a server's job (the newest when none is named), live."""
     process = Process()
     window = Viewer(process)
-    window.follower = Follower(process, address, job)
+    window.follower = Follower(process, address, job, keys)
     return window
 
 
@@ -369,8 +376,10 @@ def open_folder(folder: str | Path) -> Viewer:
     return Viewer(process)
 
 
-def run(folder: str | None, server: str | None = None, job: str | None = None) -> int:
+def run(
+    folder: str | None, server: str | None = None, job: str | None = None, keys: str | None = None
+) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    window = follow(server, job) if server else open_folder(folder)
+    window = follow(server, job, keys) if server else open_folder(folder)
     window.show()
     return app.exec()

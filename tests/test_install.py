@@ -100,6 +100,43 @@ def test_install_gives_a_working_docker_and_uninstall_removes_only_what_it_added
     assert (home / ".cache" / "paintstep" / "jobs").is_dir()  # and finished jobs
 
 
+def load_installer():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("installer", ROOT / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "before, enabled, after",
+    [
+        ("", "[python]\nenable_paintstep_krita=true\n", ""),
+        (
+            "[General]\r\nrecent=/home/\u00c1gnes/x.kra\r\n[python]\r\nenable_x=true\r\n",
+            "[General]\r\nrecent=/home/\u00c1gnes/x.kra\r\n[python]\r\n"
+            "enable_paintstep_krita=true\r\nenable_x=true\r\n",
+            "[General]\r\nrecent=/home/\u00c1gnes/x.kra\r\n[python]\r\nenable_x=true\r\n",
+        ),
+        (
+            "[python]\nenable_paintstep_krita = false\n[paintstep]\nsteps=8\n",
+            "[python]\nenable_paintstep_krita=true\n[paintstep]\nsteps=8\n",
+            "[python]\n[paintstep]\nsteps=8\n",
+        ),
+    ],
+)
+def test_kritarc_gets_one_line_and_loses_only_that(tmp_path, before, enabled, after):
+    set_enabled = load_installer().set_enabled
+    path = tmp_path / "kritarc"
+    if before:
+        path.write_bytes(before.encode("utf-8"))
+    set_enabled(path, True)
+    assert path.read_bytes().decode("utf-8") == enabled
+    set_enabled(path, False)
+    assert path.read_bytes().decode("utf-8") == (after or "[python]\n")
+
+
 def test_zip_for_importing_into_krita(tmp_path):
     done = installer(tmp_path, "--zip", "--krita-python", "3.10", "--platform", "win_amd64")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -115,6 +115,8 @@ def test_sixteen_bit_and_gray_documents_are_converted_and_float_is_refused(layer
     assert layers["u16_pixel"] == [192, 128, 64, 255]
     assert layers["gray_pixel"] == [90, 90, 90, 255]
     assert "Convert Image Color Space" in layers["float"]
+    assert layers["gray_step"] == [70, 200]  # steps go into a gray document as gray
+    assert "Convert Image Color Space" in layers["cmyk"] and layers["cmyk_untouched"]
 
 
 def test_steps_go_in_as_animation_frames(tmp_path):

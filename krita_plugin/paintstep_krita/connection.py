@@ -92,6 +92,15 @@ class Connection(QtCore.QObject):
                 self.status.emit("error", str(error))
             except ValueError as error:  # PaintError: missing or unreadable keys
                 self.status.emit("error", str(error))
+            except Exception as error:  # the thread must live on: say it, start afresh
+                self.status.emit(
+                    "offline",
+                    f"Cannot talk to the server at {self.address} ({error}); check the address "
+                    "(such as tcp://127.0.0.1:5571) in the docker's settings.",
+                )
+                if client is not None:
+                    client.close()
+                client = None
         if client is not None:
             client.close()
 

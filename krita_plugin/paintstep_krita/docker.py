@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 
@@ -52,12 +53,14 @@ class TargetBox(QtWidgets.QComboBox):
         doc = Krita.instance().activeDocument()
         self.layers = document.paint_layers(doc) if doc is not None else []
         current = self.currentText()
+        on_file = self.count() > 1 and self.currentIndex() == self.count() - 1
         self.blockSignals(True)
         self.clear()
         self.addItem(self.NONE)
         self.addItems([f"Layer: {name}" for name, _ in self.layers])
         self.addItem(self.FILE if not self.path else f"File: {os.path.basename(self.path)}")
-        index = self.findText(current)
+        # The file entry's text changes once a file is chosen: keep it chosen by place.
+        index = self.count() - 1 if on_file else self.findText(current)
         self.setCurrentIndex(max(index, 0))
         self.blockSignals(False)
 
@@ -178,7 +181,6 @@ class PaintstepDocker(DockWidget):
         form.addRow("Seed", self.seed)
         self.from_selection = QtWidgets.QCheckBox("Only the selection")
         form.addRow("", self.from_selection)
-        layout.addLayout(form)
 
         self.history = QtWidgets.QComboBox()
         self.history.addItem("(none yet)")
@@ -367,6 +369,7 @@ class PaintstepDocker(DockWidget):
             self.canvas = crop(whole, self.canvas)
         self.has_target = bool(meta.get("target"))
         self.steps, self.job, self.finished = [], job["job"], False
+        self.connection.prepared.clear()
         self.strip.clear()
         self.slider.setRange(0, 0)
         self.running = True
@@ -462,12 +465,24 @@ class PaintstepDocker(DockWidget):
         if doc is None or not self.steps or self.canvas is None:
             return None
         folder = tempfile.mkdtemp(prefix="paintstep-frames-")
-        files = []
-        for index, frame in self.frames():
-            path = os.path.join(folder, f"frame_{index:04d}.png")
-            frame.save(path)
-            files.append(path)
-        layer = document.add_frames(doc, files, 1, f"Paintstep {self.job[:6]} frames")
+        try:
+            files = []
+            for index, frame in self.frames():
+                # importAnimation puts a file's top-left at the document's: frames are drawn
+                # into a document-sized picture at the canvas box's place.
+                whole = QtGui.QImage(
+                    doc.width(), doc.height(), QtGui.QImage.Format.Format_ARGB32_Premultiplied
+                )
+                whole.fill(QtGui.QColor(0, 0, 0, 0))
+                painter = QtGui.QPainter(whole)
+                painter.drawImage(self.canvas.x, self.canvas.y, frame)
+                painter.end()
+                path = os.path.join(folder, f"frame_{index:04d}.png")
+                whole.save(path)
+                files.append(path)
+            layer = document.add_frames(doc, files, 1, f"Paintstep {self.job[:6]} frames")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         self.message.setText(f"Added {len(files)} frames as an animated layer.")
         return layer
 

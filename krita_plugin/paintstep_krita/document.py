@@ -85,6 +85,7 @@ def step_layer_pieces(
     """add_step_layers a piece at a time: it yields the group after each band of rows, so that
     a caller can let Krita's UI run in between (a 4096 px step is 64 MB of pixels)."""
     model, depth = document.colorModel(), document.colorDepth()
+    from_rgba(b"", model, depth)  # refuses a document it cannot write into, before any change
     group = document.createGroupLayer(name)
     current = document.activeNode()
     parent = current.parentNode() if current is not None else None

@@ -57,6 +57,8 @@ class ManagedServer:
             [*run, "serve", "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Krita is a window program: no console window for the server on Windows.
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
         return f"Starting the Paintstep server on port {port}..."
 

@@ -51,15 +51,23 @@ def to_rgba(data: bytes, model: str, depth: str) -> bytes:
 
 
 def from_rgba(data: bytes, model: str, depth: str) -> bytes:
-    """A document's pixel layout from straight RGBA (8-bit), for setPixelData."""
-    if model != "RGBA" or depth not in ("U8", "U16"):
+    """A document's pixel layout from straight RGBA (8-bit), for setPixelData.
+
+    For a gray document the green channel stands for the gray (paint made from a gray canvas
+    has equal channels; for colours it is close to their lightness)."""
+    if model not in ("RGBA", "GRAYA") or depth not in ("U8", "U16"):
         raise UnsupportedDocument(
-            f"Paintstep writes layers into RGB documents of 8 or 16 bits, and this one is "
-            f"{model} {depth}; convert it with Image > Convert Image Color Space."
+            f"Paintstep writes layers into RGB or gray documents of 8 or 16 bits, and this one "
+            f"is {model} {depth}; convert it with Image > Convert Image Color Space."
         )
-    bgra = swap_red_blue(data)
+    if model == "RGBA":
+        narrow = swap_red_blue(data)
+    else:
+        gray = bytearray(len(data) // 2)
+        gray[0::2], gray[1::2] = data[1::4], data[3::4]
+        narrow = bytes(gray)
     if depth == "U8":
-        return bgra
-    wide = bytearray(len(bgra) * 2)
-    wide[0::2], wide[1::2] = bgra, bgra  # v * 257: the same value on 16 bits
+        return narrow
+    wide = bytearray(len(narrow) * 2)
+    wide[0::2], wide[1::2] = narrow, narrow  # v * 257: the same value on 16 bits
     return bytes(wide)

@@ -266,6 +266,17 @@ def wait_earlier() -> None:
         return
     result["fetched_steps"] = [step.index for step in docker.steps]
     result["fetched_strip"] = docker.strip.count()
+    layer = docker.apply_as_frames()
+    result["frames_layer"] = [layer.name(), bool(layer.animated())] if layer else None
+    # A picture file as the target stays chosen for the next Generate too.
+    box = docker.target_box
+    box.path = os.environ["PAINTSTEP_SELFTEST_PICTURE"]
+    box.refresh()
+    box.setCurrentIndex(box.count() - 1)
+    first = box.target(state["picture"])
+    box.refresh()
+    second = box.target(state["picture"])
+    result["file_target"] = [box.currentText(), len(first or b""), len(second or b"")]
     QtCore.QTimer.singleShot(300, guarded(finish))
 
 

@@ -118,7 +118,20 @@ def layers(args=None):
         layer.setPixelData(bytes([90, 255]) * 64, 0, 0, 8, 8)
         gray.refreshProjection()
         result["gray_pixel"] = list(read_canvas(gray).rgba[0:4])
+        gray.setActiveNode(layer)
+        painted = add_step_layers(gray, [StepPixels(1, 0, 0, 2, 1, rgba(70, 70, 70, 200) * 2)], "g")
+        result["gray_step"] = list(bytes(painted.childNodes()[0].pixelData(1, 0, 1, 1)))
         gray.close()
+
+        cmyk = app.createDocument(8, 8, "cmyk", "CMYKA", "U8", "", 300.0)
+        before = [node.name() for node in cmyk.topLevelNodes()]
+        try:
+            add_step_layers(cmyk, [StepPixels(1, 0, 0, 1, 1, rgba(1, 2, 3))], "c")
+            result["cmyk"] = "written"
+        except UnsupportedDocument as error:
+            result["cmyk"] = str(error)
+        result["cmyk_untouched"] = [node.name() for node in cmyk.topLevelNodes()] == before
+        cmyk.close()
 
         floaty = app.createDocument(8, 8, "float", "RGBA", "F32", "", 300.0)
         try:

@@ -61,7 +61,7 @@ window = open_folder(folder)
 window.show()
 app.processEvents()
 first = time.perf_counter() - began
-for k in range(window.process.count, -1, -1):
+for k in range(window.process.count + 1):
     window.go(k)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"first": first, "reference": reference, "peak_mb": peak,

@@ -65,9 +65,10 @@ class Process(QtCore.QObject):
         self.note = note
         self.changed.emit()
 
-    def start_frame(self) -> np.ndarray:
-        if self.result is not None:
-            return self.result.start()
+    def start_frame(self) -> np.ndarray | None:
+        """Frame 0, read once."""
+        if self.start is None and self.result is not None:
+            self.start = self.result.start()
         return self.start
 
     def layer(self, k: int) -> StepLayer:
@@ -219,8 +220,8 @@ class Viewer(QtWidgets.QMainWindow):
 
     def show_frame(self, k: int) -> None:
         process = self.process
-        if process.start_frame() is None:
-            return
+        if process.result is None and process.start is None:
+            return  # nothing to show yet (a server job before its start frame)
         if self.only.isChecked() and k >= 1:
             picture = process.only_step(k)
         else:

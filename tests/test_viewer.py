@@ -12,7 +12,6 @@ import pytest
 from conftest import photo
 from PIL import Image
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 QtWidgets = pytest.importorskip("PySide6.QtWidgets")
 from paintstep.cli import main  # noqa: E402
 from paintstep.engines import get_engine  # noqa: E402
@@ -26,7 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def app():
-    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    # Offscreen for this process only: Krita, started by other tests, needs a real X display.
+    before = os.environ.get("QT_QPA_PLATFORM")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    application = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    if before is None:
+        del os.environ["QT_QPA_PLATFORM"]
+    else:
+        os.environ["QT_QPA_PLATFORM"] = before
+    return application
 
 
 @pytest.fixture(scope="module")

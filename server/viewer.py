@@ -178,15 +178,40 @@ class Viewer(QtWidgets.QMainWindow):
         controls = QtWidgets.QHBoxLayout()
         for widget in (self.play_button, self.speed, self.slider, self.position, self.only):
             controls.addWidget(widget)
+        # What the Export menu writes: an animation of frames first..last, a sheet of frames.
+        self.first = QtWidgets.QSpinBox()
+        self.last = QtWidgets.QSpinBox()
+        self.sheet_frames = QtWidgets.QLineEdit()
+        self.sheet_frames.setPlaceholderText("frames for a contact sheet, e.g. 0, 4, 8, 16")
+        exports = QtWidgets.QHBoxLayout()
+        exports.addWidget(QtWidgets.QLabel("Export frames"))
+        exports.addWidget(self.first)
+        exports.addWidget(QtWidgets.QLabel("to"))
+        exports.addWidget(self.last)
+        exports.addWidget(QtWidgets.QLabel("Sheet"))
+        exports.addWidget(self.sheet_frames, 1)
+        self.jobs = QtWidgets.QComboBox()  # a server's jobs, when following one
+        self.jobs.setVisible(False)
         root = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(root)
+        layout.addWidget(self.jobs)
         layout.addWidget(self.message)
         layout.addWidget(self.view, 1)
         layout.addLayout(controls)
         layout.addWidget(self.strip)
+        layout.addLayout(exports)
         self.setCentralWidget(root)
         self.build_menu()
         self.resize(1100, 820)
+        self.set_process(process)
+
+    def set_process(self, process: Process) -> None:
+        """Show another process (another job of a server) from its start."""
+        if process is not self.process:
+            self.process.changed.disconnect(self.refresh)
+        self.process = process
+        self.strip.clear()
+        self.slider.setRange(0, 0)
         process.changed.connect(self.refresh)
         self.refresh()
 
@@ -214,6 +239,15 @@ class Viewer(QtWidgets.QMainWindow):
         self.slider.setRange(0, process.count)
         if at_end:
             self.slider.setValue(process.count)
+        at_last = self.last.value() == self.last.maximum()
+        for box in (self.first, self.last):
+            box.setRange(0, process.count)
+        if at_last:
+            self.last.setValue(process.count)
+        if not self.sheet_frames.isModified():
+            count = process.count
+            chosen = sorted({round(i * count / 11) for i in range(12)}) if count else []
+            self.sheet_frames.setText(", ".join(map(str, chosen)))
         self.message.setText(process.note)
         self.message.setVisible(bool(process.note))
         self.show_frame(self.slider.value())
@@ -281,18 +315,27 @@ class Viewer(QtWidgets.QMainWindow):
             self, "Export animation", "process.gif", "GIF (*.gif);;MP4 (*.mp4)"
         )
         if path and self.need_result():
-            self.run_export(
-                lambda: export_animation(self.process.result, 0, self.slider.value(), path)
-            )
+            first, last = self.first.value(), self.last.value()
+            self.run_export(lambda: export_animation(self.process.result, first, last, path))
 
     def ask_contact_sheet(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
             self, "Export contact sheet", "sheet.png", "PNG (*.png)"
         )
         if path and self.need_result():
-            count = self.process.count
-            chosen = sorted({round(i * count / 11) for i in range(12)})
-            self.run_export(lambda: contact_sheet(self.process.result, chosen, path))
+            self.run_export(lambda: contact_sheet(self.process.result, self.chosen_frames(), path))
+
+    def chosen_frames(self) -> list[int]:
+        """The frames typed for the contact sheet ("0, 4, 8" or "0-16")."""
+        chosen = []
+        for part in self.sheet_frames.text().replace(" ", "").split(","):
+            if not part:
+                continue
+            low, _, high = part.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                raise PaintError(f"Write the sheet's frames as 0, 4, 8 or 0-16, not {part!r}.")
+            chosen += list(range(int(low), int(high or low) + 1))
+        return chosen
 
     def ask_ora(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
@@ -302,6 +345,7 @@ class Viewer(QtWidgets.QMainWindow):
             self.run_export(lambda: write_ora(self.process.result, path))
 
     def run_export(self, export) -> None:
+        """Run an export; what it wrote, or why it could not, goes into the message line."""
         try:
             written = export()
         except (PaintError, OSError) as error:
@@ -360,10 +404,40 @@ class Follower(QtCore.QObject):
 
 
 def follow(address: str, job: str | None = None, keys: str | None = None) -> Viewer:
-    """A viewer window on a server's job (the newest when none is named), live."""
-    process = Process()
-    window = Viewer(process)
-    window.follower = Follower(process, address, job, keys)
+    """A viewer window on a server's jobs: a list to choose from, the chosen one followed live
+    (the one named, or the newest)."""
+    from .client import Client, ServerError, ServerLost
+    from .keys import load_client_keys
+
+    window = Viewer(Process())
+    jobs: list[dict] = []
+    try:
+        with Client(address, keys=load_client_keys(Path(keys)) if keys else None) as client:
+            jobs = client.list_jobs()
+    except (ServerError, ServerLost, PaintError) as error:
+        window.process.set_note(str(error))
+        return window
+
+    def watch(index: int) -> None:
+        if 0 <= index < len(jobs):
+            process = Process()
+            window.set_process(process)
+            window.follower = Follower(process, address, jobs[index]["job"], keys)
+
+    for entry in jobs:
+        label = f"{entry['name'] or entry['job']}: {entry['steps_done']}/{entry['steps']} steps"
+        window.jobs.addItem(f"{label} ({entry['state']})")
+    window.jobs.setVisible(bool(jobs))
+    window.jobs.currentIndexChanged.connect(watch)
+    if not jobs:
+        window.process.set_note(f"The server at {address} has no jobs yet.")
+        return window
+    ids = [entry["job"] for entry in jobs]
+    start = ids.index(job) if job in ids else 0
+    window.jobs.blockSignals(True)
+    window.jobs.setCurrentIndex(start)
+    window.jobs.blockSignals(False)
+    watch(start)
     return window
 
 

@@ -146,15 +146,28 @@ def test_half_written_and_foreign_folders_are_said_in_the_window(app, folder, tm
     window.close()
 
 
-def test_exports_from_the_window(app, folder, tmp_path):
+def test_exports_from_the_window(app, folder, tmp_path, monkeypatch):
     window = open_folder(folder)
-    window.go(4)
     from paintstep.exports import export_animation, write_ora
 
-    window.run_export(lambda: export_animation(window.process.result, 0, 4, tmp_path / "a.gif"))
+    save = QtWidgets.QFileDialog
+    monkeypatch.setattr(save, "getSaveFileName", lambda *a, **k: (str(tmp_path / "a.gif"), ""))
+    window.first.setValue(2)
+    window.last.setValue(6)
+    window.ask_animation()
     assert "Wrote" in window.message.text()
     with Image.open(tmp_path / "a.gif") as gif:
-        assert gif.n_frames == 5
+        assert gif.n_frames == 5  # frames 2..6
+    assert window.sheet_frames.text().startswith("0, 1, ")
+    window.sheet_frames.setText("0, 2-4, 8")
+    assert window.chosen_frames() == [0, 2, 3, 4, 8]
+    monkeypatch.setattr(save, "getSaveFileName", lambda *a, **k: (str(tmp_path / "s.png"), ""))
+    window.ask_contact_sheet()
+    with Image.open(tmp_path / "s.png") as sheet:
+        assert sheet.size == (4 * 328 + 8, 2 * (213 + 30) + 8)  # 5 frames: 2 rows of 4
+    window.sheet_frames.setText("0, x")
+    window.ask_contact_sheet()
+    assert "Write the sheet's frames as" in window.message.text()
     window.run_export(lambda: write_ora(window.process.result, tmp_path / "p.ora"))
     assert (tmp_path / "p.ora").stat().st_size > 1000
     window.run_export(lambda: export_animation(window.process.result, 0, 99, tmp_path / "b.gif"))
@@ -176,6 +189,7 @@ def test_follows_a_live_job_on_a_server(app, tmp_path):
             events = client.generate_request(request)
             job = next(events).job
             window = follow(server.address, job)
+            assert window.jobs.isVisible() or window.jobs.count() == 1
             deadline = time.monotonic() + 60
             while not window.process.complete and time.monotonic() < deadline:
                 app.processEvents()
@@ -195,5 +209,8 @@ def test_follows_a_live_job_on_a_server(app, tmp_path):
         assert np.array_equal(shown(window), final)
         assert "30 steps, finished" in window.message.text()
         window.close()
+        listed = follow(server.address)  # no job named: the server's jobs, the newest shown
+        assert listed.jobs.count() == 1 and "30/30 steps (finished)" in listed.jobs.itemText(0)
+        listed.close()
     finally:
         server.stop()

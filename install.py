@@ -231,9 +231,11 @@ def install(args: argparse.Namespace) -> None:
             f"Cannot create {env} ({error.strerror}); check the folder is writable."
         ) from None
     python = str(venv_python(env))
-    say("2/4 Installing Paintstep and what it needs (numpy, pillow, skia, pyzmq, msgpack, av)")
+    package = str(HERE) if args.no_viewer else f"{HERE}[viewer]"
+    what = "numpy, pillow, skia, pyzmq, msgpack, av" + ("" if args.no_viewer else ", PySide6")
+    say(f"2/4 Installing Paintstep and what it needs ({what})")
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "update pip")
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", str(HERE)], "install Paintstep")
+    run([python, "-m", "pip", "install", "--quiet", "--upgrade", package], "install Paintstep")
     command = load_paths().installed_command()
     say(f"Installed: {command}")
 
@@ -254,6 +256,8 @@ def install(args: argparse.Namespace) -> None:
     say("4/4 Painting the sample picture into ./out")
     run([str(command), "paint", "--sample", "--out", "out"], "paint the sample")
     say("Done. Open out/process.gif to watch it; out/layers/ holds each step as a layer.")
+    if not args.no_viewer:
+        say(f"    Or scrub through it: {command} view out")
 
 
 def uninstall(args: argparse.Namespace) -> None:
@@ -307,6 +311,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-demo", action="store_true", help="do not paint the sample")
     parser.add_argument("--no-krita", action="store_true", help="do not install the Krita plugin")
+    parser.add_argument(
+        "--no-viewer", action="store_true", help="leave out the viewer (PySide6, ~100 MB)"
+    )
     parser.add_argument("--krita-dir", metavar="DIR", help="Krita's resource folder")
     parser.add_argument("--krita-python", metavar="X.Y", help="the Python version Krita runs")
     parser.add_argument("--platform", metavar="TAG", help="wheel platform tag for the plugin")

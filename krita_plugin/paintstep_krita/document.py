@@ -142,6 +142,7 @@ def add_frames(document, files: list[str], first_frame: int, name: str):
 
     Krita's importAnimation needs an open window, and puts the layer at the top of the stack.
     """
+    document.waitForDone()  # Krita's timeline can crash when frames come in mid-update
     before = {node.uniqueId() for node in document.topLevelNodes()}
     if not document.importAnimation(files, first_frame, 1):
         raise UnsupportedDocument("Krita could not import the frames as an animation.")

@@ -266,6 +266,11 @@ def wait_earlier() -> None:
         return
     result["fetched_steps"] = [step.index for step in docker.steps]
     result["fetched_strip"] = docker.strip.count()
+    QtCore.QTimer.singleShot(1000, guarded(frames_and_file_target))
+
+
+def frames_and_file_target() -> None:
+    docker = state["docker"]
     layer = docker.apply_as_frames()
     result["frames_layer"] = [layer.name(), bool(layer.animated())] if layer else None
     # A picture file as the target stays chosen for the next Generate too.

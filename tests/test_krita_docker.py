@@ -58,6 +58,7 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     assert "error" not in seen, seen["error"]
     assert seen["docker_found"]
     assert "Connected" in seen["server_before"]
+    assert seen["saved_server"] == server.address  # typed in the docker, kept in kritarc
     assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
     assert seen["strip"] == 6 and seen["scrubbed_preview"]
     assert seen["children"] == [f"Step {k}" for k in range(1, 7)]

@@ -145,13 +145,39 @@ class PaintstepDocker(DockWidget):
         self.managed = ManagedServer()
         self.retries = 0
         Krita.instance().notifier().applicationClosing.connect(self.managed.stop)
-        self.connection = Connection(server_address(), keys_folder(), self)
+        self.earlier: list = []
+        self.connection = None
+        self.connect_to(server_address(), keys_folder())
+
+    def connect_to(self, address: str, keys: str) -> None:
+        """(Re)connect to a server; the old connection's thread ends."""
+        if self.connection is not None:
+            self.connection.close()
+        self.address_edit.setText(address)
+        self.keys = keys
+        self.retries = 0
+        self.connection = Connection(address, keys, self)
         self.connection.event.connect(self.on_event)
         self.connection.status.connect(self.on_status)
         self.connection.welcomed.connect(self.on_welcome)
         self.connection.jobs.connect(self.on_jobs)
-        self.earlier: list = []
         self.connection.connect_server()
+
+    def on_connect_clicked(self) -> None:
+        """The address (and keys) typed in the docker: kept in Krita's settings, used now."""
+        address = self.address_edit.text().strip()
+        remember("server", address)
+        remember("keys", self.keys)
+        self.server_label.setText(f"Server: {address} (connecting)")
+        self.connect_to(address, self.keys)
+
+    def on_keys_clicked(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Folder with server.key and client.key_secret (from paintstep keys)"
+        )
+        if folder:
+            self.keys = folder
+            self.on_connect_clicked()
 
     # -- widgets ------------------------------------------------------------------------------
 
@@ -161,6 +187,17 @@ class PaintstepDocker(DockWidget):
         self.server_label = QtWidgets.QLabel(f"Server: {server_address()} (connecting)")
         self.server_label.setWordWrap(True)
         layout.addWidget(self.server_label)
+        address_row = QtWidgets.QHBoxLayout()
+        self.address_edit = QtWidgets.QLineEdit(server_address())
+        self.address_edit.setToolTip("The Paintstep server, e.g. tcp://127.0.0.1:5571")
+        self.connect_button = QtWidgets.QPushButton("Connect")
+        self.connect_button.clicked.connect(self.on_connect_clicked)
+        self.keys_button = QtWidgets.QPushButton("Keys...")
+        self.keys_button.setToolTip("For a server on another machine: the keys folder")
+        self.keys_button.clicked.connect(self.on_keys_clicked)
+        for widget in (self.address_edit, self.connect_button, self.keys_button):
+            address_row.addWidget(widget)
+        layout.addLayout(address_row)
 
         form = QtWidgets.QFormLayout()
         self.engine = QtWidgets.QComboBox()
@@ -328,7 +365,7 @@ class PaintstepDocker(DockWidget):
         if state == "offline" and not self.running:
             # None answers: start the one installed here, then try again for a while.
             if not self.managed.running and self.retries == 0:
-                sentence = self.managed.start(server_address())
+                sentence = self.managed.start(self.address_edit.text().strip())
             if self.managed.running and self.retries < 10:
                 self.retries += 1
                 QtCore.QTimer.singleShot(1000, self.connection.connect_server)

@@ -25,6 +25,17 @@ def half_finished(target: np.ndarray) -> np.ndarray:
     return start
 
 
+def painted(folder, name: str, width: int, steps: int):
+    """A result folder painted by `paintstep paint` from a bundled photo; its path."""
+    from paintstep.cli import main
+
+    picture = folder / "p.png"
+    Image.fromarray(photo(name, width)).save(picture)
+    out = folder / "out"
+    assert main(["paint", str(picture), "--steps", str(steps), "--out", str(out), "-q"]) == 0
+    return out
+
+
 @pytest.fixture
 def astronaut() -> np.ndarray:
     return photo("astronaut", 128)

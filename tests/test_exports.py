@@ -7,8 +7,7 @@ import zipfile
 import av
 import numpy as np
 import pytest
-from conftest import photo
-from paintstep.cli import main
+from conftest import painted
 from paintstep.errors import PaintError
 from paintstep.exports import contact_sheet, export_animation, write_ora
 from paintstep.process import StepLayer, composite
@@ -18,11 +17,7 @@ from PIL import Image
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("result")
-    picture = folder / "p.png"
-    Image.fromarray(photo("astronaut", 96)).save(picture)
-    assert main(["paint", str(picture), "--steps", "6", "--out", str(folder / "out"), "-q"]) == 0
-    return load_result(folder / "out")
+    return load_result(painted(tmp_path_factory.mktemp("result"), "astronaut", 96, 6))
 
 
 def test_an_animation_of_a_range_of_frames(result, tmp_path):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo
+from conftest import painted, photo
 from PIL import Image
 
 QtWidgets = pytest.importorskip("PySide6.QtWidgets")
-from paintstep.cli import main  # noqa: E402
 from paintstep.engines import get_engine  # noqa: E402
 from paintstep.process import PaintRequest  # noqa: E402
 from paintstep.result import ResultWriter, load_result  # noqa: E402
@@ -38,11 +37,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    where = tmp_path_factory.mktemp("viewer")
-    picture = where / "p.png"
-    Image.fromarray(photo("coffee", 240)).save(picture)
-    assert main(["paint", str(picture), "--steps", "8", "--out", str(where / "out"), "-q"]) == 0
-    return where / "out"
+    return painted(tmp_path_factory.mktemp("viewer"), "coffee", 240, 8)
 
 
 def shown(window) -> np.ndarray:

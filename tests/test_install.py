@@ -3,7 +3,6 @@ pyzmq and msgpack and reaching the server it manages, then --uninstall, and --zi
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,10 @@ import pytest
 from conftest import photo
 from PIL import Image
 from test_krita import HAVE_KRITA
+from test_server import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "krita"))
+import plugin_setup  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "krita"))
 
@@ -59,30 +62,13 @@ def test_install_gives_a_working_docker_and_uninstall_removes_only_what_it_added
 
     picture = tmp_path / "picture.png"
     Image.fromarray(photo("coffee", 120)).save(picture)
-    result = tmp_path / "result.json"
-    port = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0));print(s.getsockname()[1])",
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PAINTSTEP"))}
-    environment.update(
-        HOME=str(home),
-        PAINTSTEP_SELFTEST=str(result),
+    seen = plugin_setup.run_gui(
+        home,
+        tmp_path / "result.json",
         PAINTSTEP_SELFTEST_PICTURE=str(picture),
-        PAINTSTEP_SERVER=f"tcp://127.0.0.1:{port}",
+        PAINTSTEP_SELFTEST_MEASURE_ONLY="1",  # generate and apply: what the install must allow
+        PAINTSTEP_SERVER=f"tcp://127.0.0.1:{free_port()}",
     )
-    subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-        env=environment,
-        capture_output=True,
-        timeout=300,
-    )
-    seen = json.loads(result.read_text())
     assert "error" not in seen, seen["error"]
     assert seen["zmq"].startswith(str(plugin / "vendor"))
     assert seen["msgpack"].startswith(str(plugin / "vendor"))

@@ -257,7 +257,7 @@ def run_paint(args: argparse.Namespace) -> int:
     )
     engine = get_engine(args.engine)
     request.validate()
-    engine.settings(request)
+    settings = engine.settings(request)
     if args.paper and target is not None:
         raise PaintError(
             "--paper is the blank start of a picture painted without --target; drop one."
@@ -269,7 +269,7 @@ def run_paint(args: argparse.Namespace) -> int:
     out = Path(args.out)
     frame = request.first_frame()
     info = {"engine": engine.name, "seed": request.seed, "steps_planned": request.steps}
-    info["options"] = engine.settings(request)
+    info["options"] = settings
     cancel = threading.Event()
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
     began = time.perf_counter()

@@ -1,41 +1,33 @@
 """Put the plugin into a fresh Krita profile (HOME), with what Krita's Python lacks vendored.
 
-A test helper until install.py does the same for painters (the installer issue).
+Vendoring goes through install.py's own code; the plugin is copied, not rebuilt, per test.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = ("__init__.py", "client.py", "protocol.py", "keys.py", "errors.py", "paths.py")
+
+
+def installer():
+    """install.py as a module: the tests vendor exactly as it does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paintstep_installer", ROOT / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def vendor(folder: Path) -> Path:
-    """pyzmq and msgpack wheels for this Python (Krita's is the same 3.11 here), and
-    Paintstep's numpy-free client modules as the package `paintstep`."""
+    """What install.py vendors into the plugin for Krita's Python (the system python3 here):
+    pyzmq and msgpack wheels, and Paintstep's numpy-free client modules."""
+    setup = installer()
     if not (folder / "zmq").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--target",
-                str(folder),
-                "--only-binary=:all:",
-                "pyzmq",
-                "msgpack",
-            ],
-            check=True,
-        )
-    (folder / "paintstep").mkdir(parents=True, exist_ok=True)
-    for name in LIBRARY:
-        shutil.copy(ROOT / "server" / name, folder / "paintstep" / name)
+        setup.vendor_into(folder, setup.krita_python(None), setup.wheel_platforms(None))
     return folder
 
 

@@ -96,7 +96,7 @@ def latency() -> None:
     yielded: dict[int, float] = {}
 
     class TimedStrokes(engines.get_engine("strokes").__class__):
-        def paint(self, request, cancel=None):
+        def paint(self, request, cancel=None, report=None):
             for step in super().paint(request, cancel):
                 yielded[step.index] = time.perf_counter()
                 yield step

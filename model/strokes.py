@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from paintstep.engines import Engine, EngineOption
+from paintstep.engines import Engine, EngineOption, Report
 from paintstep.process import (
     BAND_ROWS,
     PaintError,
@@ -81,7 +81,10 @@ class StrokesEngine(Engine):
     )
 
     def paint(
-        self, request: PaintRequest, cancel: threading.Event | None = None
+        self,
+        request: PaintRequest,
+        cancel: threading.Event | None = None,
+        report: Report | None = None,
     ) -> Iterator[StepLayer]:
         request.validate()
         settings = Settings(**self.settings(request))

@@ -26,7 +26,8 @@ Paint the rest of a picture's process: from START to the target, as step layers.
 
 With --target, the process goes from START (a half-finished canvas) to the target, and the parts
 of START that already match the target stay untouched. Without it, the process paints START from
-blank paper. The folder --out receives:
+blank paper, or, with --complete and an engine that invents (diffusion), goes on from START to a
+finished picture of its own. The folder --out receives:
   layers/step_NNNN.png  the paint of each step (its place is in manifest.json)
   frames/frame_NNNN.png every frame, frame 0 being the start
   process.gif, process.mp4, manifest.json
@@ -71,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLOUR",
         help="blank paper to start from without --target: white, transparent or #rrggbb "
         "(white, or transparent when START has transparency)",
+    )
+    paint.add_argument(
+        "--complete",
+        action="store_true",
+        help="no target: start on START and let the engine invent the rest (diffusion)",
+    )
+    paint.add_argument(
+        "--prompt", default="", metavar="TEXT", help="what the picture shows (diffusion)"
     )
     paint.add_argument(
         "--option",
@@ -254,6 +263,8 @@ def run_paint(args: argparse.Namespace) -> int:
         seed=args.seed,
         paper=args.paper,
         options=parse_options(args.option),
+        prompt=args.prompt,
+        complete=args.complete,
     )
     engine = get_engine(args.engine)
     request.validate()
@@ -262,6 +273,8 @@ def run_paint(args: argparse.Namespace) -> int:
         raise PaintError(
             "--paper is the blank start of a picture painted without --target; drop one."
         )
+    if args.prompt and not engine.takes_prompt:
+        notices.append(f"the {engine.name} engine reads no prompt; it is left out.")
     if not args.quiet:
         for notice in notices:
             print(f"paintstep: {notice}", file=sys.stderr)
@@ -277,7 +290,7 @@ def run_paint(args: argparse.Namespace) -> int:
     if args.server:
         steps = remote_steps(args, request, cancel)
     else:
-        steps = engine.paint(request, cancel)
+        steps = engine.paint(request, cancel, progress.working)
     writer = None
     try:
         for step in steps:
@@ -357,7 +370,11 @@ class Progress:
         self.enabled = enabled and stream.isatty()
         self.began = time.perf_counter()
 
-    def update(self, done: int, doing: str = "") -> None:
+    def working(self, share: float, stage: str) -> None:
+        """What the engine does before its steps come (loading a model, denoising)."""
+        self.update(share * self.total, f"{stage} {share:.0%}")
+
+    def update(self, done: float, doing: str = "") -> None:
         if not self.enabled:
             return
         width = 30

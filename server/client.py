@@ -219,12 +219,14 @@ class Client:
         options: dict[str, Any] | None = None,
         paper: str | None = None,
         prompt: str | None = None,
+        complete: bool = False,
         name: str = "",
         meta: dict[str, Any] | None = None,
     ) -> Iterator[Accepted | Progress | Step | Done]:
         """Start a job and follow it: Accepted, then Progress and Steps, then Done.
 
         Images are RawImage or numpy arrays: canvas and target RGBA, mask gray (non-zero: paint).
+        `complete` (no target): start on the canvas and let the engine invent the rest.
         """
         buffers: list[Any] = []
         content: dict[str, Any] = {
@@ -242,8 +244,10 @@ class Client:
             content["mask"] = image_field(mask, buffers)
         if paper is not None:
             content["paper"] = paper
-        if prompt is not None:
+        if prompt:
             content["prompt"] = prompt
+        if complete:
+            content["complete"] = True
         accepted = self.request(Message("generate", content, buffers), "the new job")
         return self.follow(accepted)
 
@@ -260,6 +264,8 @@ class Client:
             seed=request.seed,
             options=request.options,
             paper=request.paper,
+            prompt=request.prompt,
+            complete=request.complete,
             **kwargs,
         )
 

@@ -10,7 +10,7 @@ import importlib
 import math
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,12 +21,18 @@ DEFAULT_ENGINE = "strokes"
 # name -> "module:Class", imported on first use
 ENGINES: dict[str, str] = {
     "strokes": "paintstep.model.strokes:StrokesEngine",
+    "diffusion": "paintstep.model.diffusion:DiffusionEngine",
 }
+
+# Called by an engine while it works on a step: (share of the whole job done 0..1, stage).
+Report = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
 class EngineOption:
-    """One engine setting: its name, type, default, bounds and a line of help."""
+    """One engine setting: its name, type, default, bounds and a line of help.
+
+    A text option (kind str) may list its `choices`; an empty tuple means any short text."""
 
     name: str
     kind: type
@@ -34,8 +40,11 @@ class EngineOption:
     help: str
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
     def parse(self, value: Any) -> Any:
+        if self.kind is str:
+            return self.parse_text(value)
         kind = "whole number" if self.kind is int else "number"
         try:
             parsed = self.kind(value)
@@ -49,6 +58,15 @@ class EngineOption:
             raise PaintError(f"The option {self.name} must be at most {self.maximum}.")
         return parsed
 
+    def parse_text(self, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > 200:
+            raise PaintError(f"The option {self.name} must be a short text, not {value!r}.")
+        if self.choices and value not in self.choices:
+            raise PaintError(
+                f"The option {self.name} must be one of {', '.join(self.choices)}, not {value!r}."
+            )
+        return value
+
 
 class Engine(ABC):
     """Generates the steps of a painting process."""
@@ -56,9 +74,23 @@ class Engine(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     options: ClassVar[tuple[EngineOption, ...]] = ()
+    takes_prompt: ClassVar[bool] = False  # reads the request's prompt
+    invents: ClassVar[bool] = False  # can complete a canvas with no target
+
+    def unavailable(self) -> str | None:
+        """Why this engine cannot run here (a sentence saying what to install), or None."""
+        return None
 
     def settings(self, request: PaintRequest) -> dict[str, Any]:
         """The request's options, checked and completed with defaults."""
+        why = self.unavailable()
+        if why:
+            raise PaintError(why)
+        if request.complete and not self.invents:
+            raise PaintError(
+                f"The {self.name} engine cannot invent what is not painted yet: give a target "
+                "to paint towards, or choose an engine that completes (diffusion)."
+            )
         known = {option.name: option for option in self.options}
         unknown = sorted(set(request.options) - set(known))
         if unknown:
@@ -73,9 +105,37 @@ class Engine(ABC):
 
     @abstractmethod
     def paint(
-        self, request: PaintRequest, cancel: threading.Event | None = None
+        self,
+        request: PaintRequest,
+        cancel: threading.Event | None = None,
+        report: Report | None = None,
     ) -> Iterator[StepLayer]:
-        """Yield steps 1..N in order. Stops within one step once `cancel` is set."""
+        """Yield steps 1..N in order. Stops within one step once `cancel` is set. `report`,
+        when given, hears how far the work has come between steps (engines whose first step
+        takes long use it)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What a client needs to offer this engine: the `engines` entry of `welcome`."""
+        options = [
+            {
+                "name": o.name,
+                "type": o.kind.__name__,
+                "default": o.default,
+                "minimum": o.minimum,
+                "maximum": o.maximum,
+                "choices": list(o.choices),
+                "help": o.help,
+            }
+            for o in self.options
+        ]
+        return {
+            "name": self.name,
+            "description": self.description,
+            "options": options,
+            "prompt": self.takes_prompt,
+            "invents": self.invents,
+            "unavailable": self.unavailable(),
+        }
 
 
 def engine_names() -> list[str]:

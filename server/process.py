@@ -17,6 +17,7 @@ from PIL import Image
 from .errors import PaintError
 
 MAX_STEPS = 1000
+MAX_PROMPT = 2000
 MAX_SIDE = 16384
 THUMBNAIL_SIDE = 256
 
@@ -55,9 +56,11 @@ class PaintRequest:
 
     `canvas` is the picture as it is now. With a `target`, the process goes from the canvas to
     the target (semi-to-complete). Without one, the canvas itself is the goal and the process
-    starts from blank paper (reconstruct). `mask` (H, W) marks where painting is allowed.
-    `paper` is the blank start for reconstruct: "white", "transparent", "#rrggbb", or None to
-    pick white for an opaque canvas and transparent for one with transparency.
+    starts from blank paper (reconstruct), unless `complete` is set: then the process starts on
+    the canvas and an engine that can invent (diffusion) paints the rest. `mask` (H, W) marks
+    where painting is allowed. `paper` is the blank start for reconstruct: "white",
+    "transparent", "#rrggbb", or None to pick white for an opaque canvas and transparent for one
+    with transparency. `prompt` says in words what the picture shows, for engines that read one.
     """
 
     canvas: np.ndarray
@@ -67,6 +70,8 @@ class PaintRequest:
     seed: int = 0
     paper: str | None = None
     options: dict = field(default_factory=dict)
+    prompt: str = ""
+    complete: bool = False
 
     def validate(self) -> None:
         check_canvas(self.canvas, "The canvas")
@@ -101,15 +106,35 @@ class PaintRequest:
                     "in with white (or opaque) pixels."
                 )
         paper_rgba(self.paper, self.canvas)
+        if not isinstance(self.prompt, str) or len(self.prompt) > MAX_PROMPT:
+            raise PaintError(f"The prompt must be text of at most {MAX_PROMPT} characters.")
+        if not isinstance(self.complete, bool):
+            raise PaintError("complete must be true or false.")
+        if self.complete and self.target is not None:
+            raise PaintError(
+                "Give either a target or ask to complete the canvas (invent the rest), not both."
+            )
+        if self.complete and self.paper is not None:
+            raise PaintError(
+                "The paper is the blank start of a reconstruct; a completed canvas starts on "
+                "itself, so drop the paper."
+            )
 
     @property
-    def goal(self) -> np.ndarray:
-        """The picture the process ends on."""
+    def goal(self) -> np.ndarray | None:
+        """The picture the process ends on; None when the engine invents it (complete)."""
+        if self.complete:
+            return None
         return self.canvas if self.target is None else self.target
+
+    @property
+    def starts_on_canvas(self) -> bool:
+        """Whether frame 0 is the canvas (with a target, or completing) or blank paper."""
+        return self.target is not None or self.complete
 
     def first_frame(self) -> np.ndarray:
         """Frame 0: the canvas itself, or blank paper when reconstructing."""
-        if self.target is not None:
+        if self.starts_on_canvas:
             return self.canvas.copy()
         frame = np.empty_like(self.canvas)
         frame[...] = paper_rgba(self.paper, self.canvas)

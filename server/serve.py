@@ -356,21 +356,7 @@ class Server:
         log.warning("client %s reports: %s", identity.hex(), message.content.get("message"))
 
     def on_hello(self, identity: bytes, message: Message) -> None:
-        engines = []
-        for name in engine_names():
-            engine = get_engine(name)
-            options = [
-                {
-                    "name": o.name,
-                    "type": o.kind.__name__,
-                    "default": o.default,
-                    "minimum": o.minimum,
-                    "maximum": o.maximum,
-                    "help": o.help,
-                }
-                for o in engine.options
-            ]
-            engines.append({"name": name, "description": engine.description, "options": options})
+        engines = [get_engine(name).describe() for name in engine_names()]
         side = self.settings.max_side
         content = {
             "server_id": self.server_id,
@@ -410,6 +396,8 @@ class Server:
             seed=content.get("seed", 0),
             paper=content.get("paper"),
             options=options,
+            prompt=content.get("prompt", ""),
+            complete=content.get("complete", False),
         )
         if not isinstance(request.seed, int) or isinstance(request.seed, bool):
             raise PaintError("The seed must be a whole number.")
@@ -603,7 +591,12 @@ class Server:
         done = 0
         try:
             engine = get_engine(job.engine)
-            for step in engine.paint(request, job.cancel):
+
+            def progress(share: float, stage: str) -> None:
+                update = {"done": round(share, 4), "stage": stage}
+                report("progress", {}, Message("progress", update, job=job.id))
+
+            for step in engine.paint(request, job.cancel, progress):
                 done = step.index
                 # Clients get the step first; the cache has it a moment later.
                 report("step", {"steps_done": done}, self.step_message(job, step))

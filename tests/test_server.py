@@ -96,9 +96,13 @@ def test_welcome_names_the_engines_and_limits(server):
     with Client(server.address) as client:
         welcome = client.welcome
     assert welcome["protocol"] == 1
-    assert "strokes" in [engine["name"] for engine in welcome["engines"]]
-    options = welcome["engines"][0]["options"]
-    assert {"detail", "opacity"} <= {option["name"] for option in options}
+    engines = {engine["name"]: engine for engine in welcome["engines"]}
+    assert {"detail", "opacity"} <= {option["name"] for option in engines["strokes"]["options"]}
+    assert not engines["strokes"]["prompt"] and not engines["strokes"]["invents"]
+    diffusion = engines["diffusion"]
+    assert diffusion["prompt"] and diffusion["invents"]
+    mode = next(option for option in diffusion["options"] if option["name"] == "mode")
+    assert mode["type"] == "str" and mode["choices"] == ["video", "light"]
     assert welcome["limits"]["max_side"] >= 8192
 
 

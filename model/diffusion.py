@@ -1,0 +1,485 @@
+"""The diffusion engine: ProcessPainter-style painting processes from a video diffusion model.
+
+Stable Diffusion 1.5 with AnimateDiff motion modules generates the process as N frames at a
+working resolution, with a sparse control net holding frame 0 to the start canvas and, when there
+is a goal, the last frame to it. The frames are then brought back to the canvas's size so that
+what the artist painted is kept wherever the model did not paint, and each frame becomes a step.
+In the light mode an image model (img2img, or inpainting inside the mask) invents the finished
+picture and the strokes engine paints the process towards it.
+
+This module stays free of torch: the engine is listed, its options checked and its weights
+config read without it. The model work is in `video.py`, imported when a job runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from paintstep import paths
+from paintstep.engines import Engine, EngineOption, Report
+from paintstep.process import (
+    PaintError,
+    PaintRequest,
+    StepLayer,
+    Thumbnail,
+    blend_over,
+    composite,
+    crop_to_paint,
+)
+from PIL import Image
+
+from .strokes import Settings as StrokeSettings
+from .strokes import paint_process, paintable_region, solve_over
+
+log = logging.getLogger("paintstep.diffusion")
+
+CONFIG_ENV = "PAINTSTEP_DIFFUSION_CONFIG"
+CONFIG_NAME = "diffusion.json"
+NEEDS = ("torch", "diffusers", "transformers", "peft")
+# How far (0-1) a generated pixel must move from the model's frame 0 to count as painted.
+CHANGE_FROM, CHANGE_FULL = 0.04, 0.12
+DENOISING_SHARE = 0.9  # of a job's progress, the rest is turning frames into steps
+
+
+class DiffusionEngine(Engine):
+    name = "diffusion"
+    description = (
+        "Video diffusion (SD1.5 + motion module + sparse control net) invents the rest of the "
+        "process; needs a GPU and weights on disk (light mode: an image model and strokes)."
+    )
+    takes_prompt = True
+    invents = True
+    options = (
+        EngineOption(
+            "mode",
+            str,
+            "video",
+            "video: the model paints every frame; light: it invents the finished picture and "
+            "strokes paint towards it (fits small GPUs and CPUs).",
+            choices=("video", "light"),
+        ),
+        EngineOption("frames", int, 16, "Frames the video model makes (video mode).", 8, 24),
+        EngineOption(
+            "size",
+            int,
+            512,
+            "Working resolution: the longer side in px, a multiple of 8.",
+            32,
+            1024,
+        ),
+        EngineOption("sampling_steps", int, 25, "Denoising steps: more is slower, finer.", 1, 100),
+        EngineOption("guidance", float, 7.5, "How closely to follow the prompt.", 0.0, 20.0),
+        EngineOption(
+            "control", float, 1.0, "How strongly the start and goal hold their frames.", 0.0, 2.0
+        ),
+        EngineOption(
+            "strength", float, 0.6, "Light mode: how much of the canvas may change.", 0.05, 1.0
+        ),
+        EngineOption("lora", str, "", "A painting-style LoRA by name (from the loras folder)."),
+        EngineOption("lora_scale", float, 1.0, "How strongly the LoRA applies.", 0.0, 2.0),
+        EngineOption(
+            "memory",
+            str,
+            "auto",
+            "auto picks by the GPU's free memory; fp32, fp16, sliced (fp16 + VAE slicing), "
+            "offload (sliced + model CPU offload) force one.",
+            choices=("auto", "fp32", "fp16", "sliced", "offload"),
+        ),
+    )
+
+    def unavailable(self) -> str | None:
+        missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
+        if missing:
+            return (
+                f"The diffusion engine needs {', '.join(missing)}, which are not installed: run "
+                "`python install.py --diffusion`, or `pip install 'paintstep[diffusion]'`."
+            )
+        return None
+
+    def paint(
+        self,
+        request: PaintRequest,
+        cancel: threading.Event | None = None,
+        report: Report | None = None,
+    ) -> Iterator[StepLayer]:
+        request.validate()
+        settings = self.settings(request)
+        weights = load_weights()
+        weights.check(settings["mode"], settings["lora"])
+        return paint_process_diffusion(
+            request, settings, weights, cancel or threading.Event(), report or ignore
+        )
+
+
+def ignore(done: float, stage: str) -> None:
+    pass
+
+
+# The weights ------------------------------------------------------------------------------
+
+EXAMPLE = """{
+  "base": "stable-diffusion-v1-5",
+  "motion": "animatediff-motion-adapter-v1-5-3",
+  "control": "animatediff-sparsectrl-rgb",
+  "loras": "loras",
+  "device": "auto"
+}"""
+
+
+def config_path() -> Path:
+    """Where the diffusion engine's weights are listed: $PAINTSTEP_DIFFUSION_CONFIG, or
+    diffusion.json in Paintstep's config folder."""
+    return Path(os.environ.get(CONFIG_ENV) or paths.config_dir() / CONFIG_NAME)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The weights the diffusion engine loads, as listed in its config file.
+
+    base: Stable Diffusion 1.5 (or a fine-tune): a diffusers folder, or one .safetensors/.ckpt
+    file together with `base_config`, a diffusers folder whose configs describe it. motion: a
+    MotionAdapter folder, or an AnimateDiff / ProcessPainter motion module file. control: a
+    SparseControlNetModel folder, or a SparseCtrl RGB file (processpainter: true when it is
+    ProcessPainter's; its motion files are recognised alone). loras: a folder of LoRA files.
+    Relative paths are read from the config file's folder.
+    """
+
+    config: Path
+    base: Path | None = None
+    base_config: Path | None = None
+    motion: Path | None = None
+    control: Path | None = None
+    loras: Path | None = None
+    device: str = "auto"
+    processpainter: bool = False  # the control file is ProcessPainter's (see convert.py)
+
+    def check(self, mode: str, lora: str) -> None:
+        """A PaintError naming what is missing and where it goes, before anything loads."""
+        self.need("base", "Stable Diffusion 1.5 (a diffusers folder or a .safetensors file)")
+        if self.base is not None and self.base.is_file():
+            self.need("base_config", "a diffusers folder with the configs of the base model")
+        if mode == "video":
+            self.need("motion", "the motion module (e.g. animatediff-motion-adapter-v1-5-3)")
+            self.need("control", "the sparse control net (e.g. animatediff-sparsectrl-rgb)")
+        if lora:
+            lora_file(self, lora)
+
+    def need(self, key: str, what: str) -> None:
+        value = getattr(self, key)
+        if value is None:
+            raise PaintError(
+                f'The diffusion engine needs "{key}": {what}. Name it in {self.config}.'
+            )
+        if not value.exists():
+            raise PaintError(
+                f'The diffusion engine found no "{key}" at {value}: put {what} there, or '
+                f"correct the path in {self.config}."
+            )
+
+
+def load_weights(path: Path | None = None) -> Weights:
+    path = path or config_path()
+    if not path.is_file():
+        raise PaintError(
+            f"The diffusion engine needs model weights on this machine, listed in {path}. "
+            f"Write that file as JSON, for example: {' '.join(EXAMPLE.split())}; "
+            "docs/diffusion.md says where to get each."
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise PaintError(f"{path} is not a readable JSON object ({error}); fix it.") from None
+    known = {"base", "base_config", "motion", "control", "loras", "device", "processpainter"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise PaintError(
+            f"{path} names {', '.join(unknown)}, which the diffusion engine does not know; "
+            f"it reads: {', '.join(sorted(known))}."
+        )
+    device = raw.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
+        raise PaintError(f'{path}: "device" must be auto, cpu, cuda, cuda:N or mps.')
+    processpainter = raw.get("processpainter", False)
+    if not isinstance(processpainter, bool):
+        raise PaintError(f'{path}: "processpainter" must be true or false.')
+    found = {
+        key: (path.parent / str(raw[key])).expanduser() if raw.get(key) else None
+        for key in known - {"device", "processpainter"}
+    }
+    return Weights(config=path, device=device, processpainter=processpainter, **found)
+
+
+def lora_file(weights: Weights, name: str) -> Path:
+    """The LoRA file called `name` in the loras folder."""
+    if weights.loras is None:
+        raise PaintError(
+            f'The LoRA {name!r} was asked for, but {weights.config} names no "loras" folder.'
+        )
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or ".." in name:
+        raise PaintError(f"A LoRA name has letters, digits, - _ and . only, not {name!r}.")
+    for suffix in (".safetensors", ".bin"):
+        candidate = weights.loras / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    if (weights.loras / name / "adapter_model.safetensors").is_file():
+        return weights.loras / name
+    known = sorted(p.stem for p in weights.loras.glob("*.safetensors"))
+    raise PaintError(
+        f"There is no LoRA {name!r}: put {name}.safetensors into {weights.loras} "
+        f"(there: {', '.join(known) or 'none'})."
+    )
+
+
+# The process ------------------------------------------------------------------------------
+
+
+def paint_process_diffusion(
+    request: PaintRequest,
+    settings: dict[str, Any],
+    weights: Weights,
+    cancel: threading.Event,
+    report: Report,
+) -> Iterator[StepLayer]:
+    from . import video  # torch and diffusers, only now
+
+    start = request.first_frame()
+    goal = request.goal
+    keep = kept_region(request, start)
+    if settings["mode"] == "light":
+        yield from light_process(request, settings, weights, start, keep, cancel, report)
+        return
+    frames = settings["frames"]
+    if request.steps > frames - 1:
+        log.info("%d steps from %d frames: strokes paint between frames", request.steps, frames)
+    report(0.0, "loading the model")
+    model = video.Video.get(weights, settings["memory"])
+    report(0.0, "denoising")
+    conditions = [rgb_over_white(start)] + ([rgb_over_white(goal)] if goal is not None else [])
+    generated = model.generate(
+        conditions,
+        size=working_size(start.shape[1], start.shape[0], settings["size"]),
+        prompt=request.prompt,
+        seed=request.seed,
+        settings=settings,
+        cancel=cancel,
+        report=lambda share: report(share * DENOISING_SHARE, "denoising"),
+    )
+    if generated is None:  # cancelled
+        return
+    report(DENOISING_SHARE, "painting")
+    wanted = brought_back(start, generated, keep, goal)
+    yield from steps_from_frames(start, wanted, request, cancel, report)
+
+
+def working_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """The model's (width, height): the canvas's shape with its longer side `side`, both
+    multiples of 8 (the VAE's factor)."""
+    side = max(8, side // 8 * 8)
+    scale = side / max(width, height)
+    return (
+        max(8, round(width * scale / 8) * 8),
+        max(8, round(height * scale / 8) * 8),
+    )
+
+
+def rgb_over_white(image: np.ndarray) -> np.ndarray:
+    """The picture as the model sees it: RGB, transparency laid over white paper."""
+    if image[..., 3].min() == 255:
+        return np.ascontiguousarray(image[..., :3])
+    white = np.full_like(image, 255)
+    return blend_over(white, image)[..., :3]
+
+
+def kept_region(request: PaintRequest, start: np.ndarray) -> np.ndarray:
+    """Where frame 0 must stay as it is: outside the mask, and where the canvas already
+    matches the goal (the artist's finished parts)."""
+    if request.goal is not None and request.starts_on_canvas:
+        goal = blend_over(start, request.goal)
+        return ~paintable_region(start, goal, request.mask, tolerance=4)
+    if request.mask is not None:
+        return ~request.mask.astype(bool)
+    return np.zeros(start.shape[:2], bool)
+
+
+def resized(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A float (h, w) or (h, w, c) array scaled to width x height, smoothly."""
+    if values.ndim == 2:
+        image = Image.fromarray(values.astype(np.float32), "F")
+        return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC))
+    return np.stack([resized(values[..., c], width, height) for c in range(values.shape[2])], 2)
+
+
+def brought_back(
+    start: np.ndarray,
+    generated: np.ndarray,
+    keep: np.ndarray,
+    goal: np.ndarray | None,
+) -> Iterator[np.ndarray]:
+    """The generated frames 1.. (F, h, w, 3 floats 0-1) as full-size RGBA frames.
+
+    Where the model's frame moved away from its frame 0, the frame shows what the model
+    painted; where it did not, the start's own pixels stay, exactly. The painted area only
+    grows (paint covers, it does not uncover), stays out of `keep`, and in between the start
+    carries its detail through the model's change. With a goal, the last frame is the goal.
+    """
+    height, width = start.shape[:2]
+    base = rgb_over_white(start).astype(np.float32) / 255
+    first = generated[0]
+    painted = np.zeros((height, width), np.float32)
+    last = len(generated) - 1
+    for j in range(1, len(generated)):
+        if j == last and goal is not None:
+            yield np.where(keep[..., None], start, blend_over(start, goal))
+            return
+        change = resized(np.abs(generated[j] - first).max(axis=2), width, height)
+        weight = np.clip((change - CHANGE_FROM) / (CHANGE_FULL - CHANGE_FROM), 0, 1)
+        np.maximum(painted, weight, out=painted)
+        painted[keep] = 0
+        shown = resized(generated[j], width, height)
+        detail = base + resized(generated[j] - first, width, height)
+        rgb = detail * (1 - painted[..., None]) + shown * painted[..., None]
+        frame = start.copy()
+        spots = painted > 0
+        frame[spots, :3] = np.clip(np.rint(rgb[spots] * 255), 0, 255).astype(np.uint8)
+        frame[spots, 3] = 255
+        yield frame
+
+
+def steps_from_frames(
+    start: np.ndarray,
+    frames: Iterator[np.ndarray],
+    request: PaintRequest,
+    cancel: threading.Event,
+    report: Report,
+) -> Iterator[StepLayer]:
+    """Steps 1..N leading through the frames, in order. With as many frames as steps or more,
+    each step reaches one frame (evenly chosen, the last included); with fewer, the strokes
+    engine paints the way from each frame to the next in several steps."""
+    frames = list(frames)
+    count, steps = len(frames), request.steps
+    current = start.copy()
+    thumbnail = Thumbnail(current)
+    index = 0
+    if steps <= count:
+        chosen = np.rint(np.linspace(0, count, steps + 1)[1:]).astype(int) - 1
+        for j in chosen:
+            if cancel.is_set():
+                return
+            index += 1
+            yield reach(current, frames[j], index, thumbnail)
+            report(DENOISING_SHARE + (1 - DENOISING_SHARE) * index / steps, "painting")
+        return
+    shares = np.diff(np.rint(np.linspace(0, steps, count + 1)).astype(int))
+    for wanted, share in zip(frames, shares):
+        for step in painted_between(current, wanted, int(share), request.seed + index):
+            if cancel.is_set():
+                return
+            index += 1
+            step = StepLayer(index, step.x, step.y, step.pixels)
+            composite(current, step)
+            bottom, right = step.y + step.height, step.x + step.width
+            small = thumbnail.update(current, step.x, step.y, right, bottom)
+            yield StepLayer(index, step.x, step.y, step.pixels, small)
+            report(DENOISING_SHARE + (1 - DENOISING_SHARE) * index / steps, "painting")
+
+
+def reach(current: np.ndarray, wanted: np.ndarray, index: int, thumbnail: Thumbnail) -> StepLayer:
+    """The step that turns `current` into `wanted` (as far as paint laid over can), applied
+    to `current` in place."""
+    words = current.view(np.uint32)[..., 0]
+    differ = words != wanted.view(np.uint32)[..., 0]
+    rows = np.flatnonzero(differ.any(axis=1))
+    if rows.size == 0:
+        return StepLayer(index, 0, 0, np.zeros((0, 0, 4), np.uint8), thumbnail.picture())
+    cols = np.flatnonzero(differ[rows[0] : rows[-1] + 1].any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    box = (slice(top, bottom), slice(left, right))
+    pixels = np.zeros((bottom - top, right - left, 4), np.uint8)
+    inside = differ[box]
+    pixels[inside] = solve_over(current[box][inside], wanted[box][inside])
+    pixels, x, y = crop_to_paint(pixels, int(left), int(top))
+    step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
+    composite(current, step)
+    small = thumbnail.update(current, x, y, x + step.width, y + step.height)
+    return StepLayer(index, x, y, step.pixels, small)
+
+
+def painted_between(
+    current: np.ndarray, wanted: np.ndarray, steps: int, seed: int
+) -> Iterator[StepLayer]:
+    """`steps` steps of brush strokes from one frame to the next (none needed: empty steps)."""
+    if steps <= 0:
+        return
+    strokes = StrokeSettings(detail=1.0, opacity=0.85, jitter=0.05, tolerance=0, threshold=0.05)
+    request = PaintRequest(current.copy(), target=wanted, steps=steps, seed=seed)
+    done = 0
+    try:
+        for step in paint_process(request, strokes, threading.Event()):
+            done += 1
+            yield step
+    except PaintError:  # the frames are the same: nothing to paint
+        pass
+    for _ in range(done, steps):
+        yield StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))
+
+
+# Light mode -------------------------------------------------------------------------------
+
+
+def light_process(
+    request: PaintRequest,
+    settings: dict[str, Any],
+    weights: Weights,
+    start: np.ndarray,
+    keep: np.ndarray,
+    cancel: threading.Event,
+    report: Report,
+) -> Iterator[StepLayer]:
+    """An image model invents the finished picture (unless there is a goal already), then the
+    strokes engine paints the process towards it."""
+    goal = request.goal
+    if goal is None:
+        from . import video
+
+        report(0.0, "loading the model")
+        model = video.Picture.get(weights, settings["memory"])
+        report(0.0, "denoising")
+        height, width = start.shape[:2]
+        mask = None if request.mask is None else request.mask.astype(bool)
+        invented = model.generate(
+            rgb_over_white(start),
+            mask,
+            size=working_size(width, height, settings["size"]),
+            prompt=request.prompt,
+            seed=request.seed,
+            settings=settings,
+            cancel=cancel,
+            report=lambda share: report(share * DENOISING_SHARE, "denoising"),
+        )
+        if invented is None:
+            return
+        goal = start.copy()
+        back = resized(invented, width, height)
+        paint = ~keep
+        goal[paint, :3] = np.clip(np.rint(back[paint] * 255), 0, 255).astype(np.uint8)
+        goal[paint, 3] = 255
+    report(DENOISING_SHARE, "painting")
+    strokes = StrokeSettings(detail=1.0, opacity=0.85, jitter=0.05, tolerance=4, threshold=0.05)
+    target = PaintRequest(
+        start, target=goal, mask=None if keep.all() else ~keep, steps=request.steps
+    )
+    target.seed = request.seed
+    for step in paint_process(target, strokes, cancel):
+        yield step
+        report(DENOISING_SHARE + (1 - DENOISING_SHARE) * step.index / request.steps, "painting")

@@ -1,0 +1,352 @@
+"""The models behind the diffusion engine, on torch and diffusers (imported only for its jobs).
+
+`Video` is AnimateDiff's sparse-control pipeline: SD1.5 + a motion module + a sparse control
+net that holds chosen frames to given pictures. `Picture` is SD1.5 img2img / inpainting for the
+light mode. Both are loaded once and kept for the next job, with the memory switches chosen by
+the GPU's free memory (and said in the log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from paintstep.process import PaintError
+from PIL import Image
+
+from . import convert
+from .diffusion import Weights, lora_file
+
+log = logging.getLogger("paintstep.diffusion")
+
+GIB = 1024**3
+# diffusers' own progress bars and notices would flood the server's terminal and log.
+for _library in ("diffusers", "transformers"):
+    logging.getLogger(_library).setLevel(logging.ERROR)
+
+NEGATIVE = "blurry, low quality, watermark, text"
+SCHEDULER = dict(
+    beta_schedule="linear",
+    clip_sample=False,
+    steps_offset=1,
+    timestep_spacing="linspace",
+)
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Which memory switches a pipeline runs with."""
+
+    name: str
+    dtype: torch.dtype
+    sliced: bool  # the VAE decodes one frame at a time
+    offload: bool  # each model moves to the GPU only while it runs
+
+    @property
+    def says(self) -> str:
+        parts = [str(self.dtype).removeprefix("torch.")]
+        parts += ["VAE slicing"] if self.sliced else []
+        parts += ["model CPU offload"] if self.offload else []
+        return ", ".join(parts) + ", SDPA attention"
+
+
+MEMORY = {
+    "fp32": Memory("fp32", torch.float32, False, False),
+    "fp16": Memory("fp16", torch.float16, False, False),
+    "sliced": Memory("sliced", torch.float16, True, False),
+    "offload": Memory("offload", torch.float16, True, True),
+}
+# Free GPU memory each plan wants for 16 frames at 512 x 512 (see docs/benchmarks.md).
+ENOUGH = {"fp16": 16 * GIB, "sliced": 9 * GIB}
+
+
+def device_of(weights: Weights) -> torch.device:
+    if weights.device != "auto":
+        if weights.device.startswith("cuda") and not torch.cuda.is_available():
+            raise PaintError(
+                f"{weights.config} asks for device {weights.device!r}, but torch sees no CUDA "
+                'GPU here; set "device": "cpu", or install a CUDA build of torch.'
+            )
+        return torch.device(weights.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def choose_memory(asked: str, device: torch.device) -> tuple[Memory, str]:
+    """The memory plan and why it was chosen."""
+    if device.type != "cuda":
+        return MEMORY["fp32"], f"on the {device.type.upper()}, in fp32"
+    if asked != "auto":
+        return MEMORY[asked], f"{asked} as asked"
+    free, total = torch.cuda.mem_get_info(device)
+    for name in ("fp16", "sliced"):
+        if free >= ENOUGH[name]:
+            return MEMORY[name], f"{free / GIB:.1f} of {total / GIB:.1f} GiB free on the GPU"
+    return MEMORY["offload"], f"only {free / GIB:.1f} GiB free on the GPU"
+
+
+@contextlib.contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Turns a failure to load weights into a sentence naming the file and what it should be."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    except PaintError:
+        raise
+    except Exception as error:  # safetensors, torch and diffusers each raise their own kinds
+        raise PaintError(
+            f"Could not load {what} from {path} ({str(error).splitlines()[0][:200]}); put "
+            f"{what} there, in the diffusers folder layout or as one .safetensors/.ckpt file."
+        ) from None
+
+
+def load_base(weights: Weights, dtype: torch.dtype) -> dict[str, Any]:
+    """SD1.5's components: unet, vae, text_encoder, tokenizer, scheduler (DDIM, linear betas)."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    assert weights.base is not None
+    what = "Stable Diffusion 1.5"
+    with reading(weights.base, what):
+        if weights.base.is_dir():
+            pipe = StableDiffusionPipeline.from_pretrained(
+                weights.base,
+                dtype=dtype,
+                safety_checker=None,
+                requires_safety_checker=False,
+                local_files_only=True,
+            )
+        else:
+            pipe = StableDiffusionPipeline.from_single_file(
+                weights.base,
+                config=str(weights.base_config),
+                dtype=dtype,
+                safety_checker=None,
+                requires_safety_checker=False,
+                local_files_only=True,
+            )
+    parts = {name: getattr(pipe, name) for name in ("unet", "vae", "text_encoder", "tokenizer")}
+    parts["scheduler"] = DDIMScheduler.from_config(pipe.scheduler.config, **SCHEDULER)
+    return parts
+
+
+def load_motion(path: Path, dtype: torch.dtype):
+    from diffusers import MotionAdapter
+
+    with reading(path, "the motion module"):
+        if path.is_dir():
+            return convert.load_folder(MotionAdapter, path, dtype)
+        return convert.motion_adapter(convert.read_checkpoint(path)).to(dtype)
+
+
+def load_control(path: Path, dtype: torch.dtype, processpainter: bool):
+    from diffusers import SparseControlNetModel
+
+    with reading(path, "the sparse control net"):
+        if path.is_dir():
+            return convert.load_folder(SparseControlNetModel, path, dtype)
+        state = convert.read_checkpoint(path)
+        return convert.control_net(state, processpainter).to(dtype)
+
+
+class Model:
+    """A loaded pipeline, kept between jobs: one at a time, as GPU memory is precious."""
+
+    loaded: ClassVar[Model | None] = None
+    loading: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, key: tuple, weights: Weights, memory: Memory, device: torch.device):
+        self.key = key
+        self.weights = weights
+        self.memory = memory
+        self.device = device
+        self.lock = threading.Lock()
+        self.loras: set[str] = set()
+        self.pipe = self.build()
+        self.pipe.set_progress_bar_config(disable=True)
+        if memory.sliced:
+            self.pipe.vae.enable_slicing()
+        if memory.offload:
+            self.pipe.enable_model_cpu_offload(device=device)
+        else:
+            self.pipe.to(device)
+
+    def build(self):
+        raise NotImplementedError
+
+    @classmethod
+    def get(cls, weights: Weights, memory: str) -> Model:
+        device = device_of(weights)
+        plan, why = choose_memory(memory, device)
+        key = (cls.__name__, weights, plan.name, str(device))
+        with Model.loading:
+            if Model.loaded is not None and Model.loaded.key == key:
+                return Model.loaded
+            Model.loaded = None  # let the old one go before the new one takes memory
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.info("loading the %s model on %s: %s (%s)", cls.__name__, device, plan.says, why)
+            Model.loaded = cls(key, weights, plan, device)
+            return Model.loaded
+
+    def use_lora(self, name: str, scale: float) -> None:
+        """Apply the LoRA called `name` at `scale`, or none when name is empty."""
+        if not name:
+            if self.loras:
+                self.pipe.disable_lora()
+            return
+        if name not in self.loras:
+            path = lora_file(self.weights, name)
+            with reading(path, f"the LoRA {name!r}"):
+                if path.is_dir():
+                    self.pipe.load_lora_weights(path, adapter_name=name)
+                else:
+                    self.pipe.load_lora_weights(
+                        path.parent, weight_name=path.name, adapter_name=name
+                    )
+            self.loras.add(name)
+        self.pipe.enable_lora()
+        self.pipe.set_adapters([name], [scale])
+
+    def run(
+        self, seed: int, expected: int, cancel, report: Callable[[float], None], **arguments
+    ) -> np.ndarray | None:
+        """The pipeline's output as floats 0-1, or None when cancelled. `expected` is how many
+        denoising steps it will take, for the progress report."""
+
+        def step_end(pipe, i: int, t, tensors: dict) -> dict:
+            if cancel.is_set():
+                raise Cancelled
+            report(min(1.0, (i + 1) / expected))
+            return tensors
+
+        with self.lock, torch.random.fork_rng(devices=[]):
+            # The pipelines draw some noise (encoding conditioning frames) from the global
+            # generator: seeding it too makes a seed give the same process every time.
+            torch.manual_seed(seed)
+            generator = torch.Generator("cpu").manual_seed(seed)
+            try:
+                with torch.inference_mode():
+                    output = self.pipe(
+                        generator=generator,
+                        output_type="np",
+                        callback_on_step_end=step_end,
+                        **arguments,
+                    )
+            except Cancelled:
+                return None
+        return output.frames[0] if hasattr(output, "frames") else output.images[0]
+
+
+class Video(Model):
+    def build(self):
+        from diffusers import AnimateDiffSparseControlNetPipeline
+
+        dtype = self.memory.dtype
+        assert self.weights.motion is not None and self.weights.control is not None
+        return AnimateDiffSparseControlNetPipeline(
+            **load_base(self.weights, dtype),
+            motion_adapter=load_motion(self.weights.motion, dtype),
+            controlnet=load_control(self.weights.control, dtype, self.weights.processpainter),
+        ).to(dtype=dtype)
+
+    def generate(
+        self,
+        conditions: list[np.ndarray],
+        size: tuple[int, int],
+        prompt: str,
+        seed: int,
+        settings: dict[str, Any],
+        cancel,
+        report: Callable[[float], None],
+    ) -> np.ndarray | None:
+        """settings["frames"] frames (F, h, w, 3) of floats 0-1; frame 0 held to conditions[0]
+        and, when there is a second, the last frame to it. None when cancelled."""
+        frames = settings["frames"]
+        images = [Image.fromarray(c).resize(size, Image.Resampling.LANCZOS) for c in conditions]
+        self.use_lora(settings["lora"], settings["lora_scale"])
+        steps = settings["sampling_steps"]
+        return self.run(
+            seed,
+            steps,
+            cancel,
+            report,
+            num_inference_steps=steps,
+            prompt=prompt,
+            negative_prompt=NEGATIVE,
+            width=size[0],
+            height=size[1],
+            num_frames=frames,
+            guidance_scale=settings["guidance"],
+            conditioning_frames=images,
+            controlnet_frame_indices=[0, frames - 1][: len(images)],
+            controlnet_conditioning_scale=settings["control"],
+        )
+
+
+class Picture(Model):
+    """SD1.5 img2img for a whole canvas, inpainting for a masked region (light mode)."""
+
+    def build(self):
+        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
+
+        parts = load_base(self.weights, self.memory.dtype)
+        self.inpaint = StableDiffusionInpaintPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+        self.inpaint.set_progress_bar_config(disable=True)
+        return StableDiffusionImg2ImgPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+
+    def generate(
+        self,
+        canvas: np.ndarray,
+        mask: np.ndarray | None,
+        size: tuple[int, int],
+        prompt: str,
+        seed: int,
+        settings: dict[str, Any],
+        cancel,
+        report: Callable[[float], None],
+    ) -> np.ndarray | None:
+        """The finished picture (h, w, 3) of floats 0-1, or None when cancelled."""
+        image = Image.fromarray(canvas).resize(size, Image.Resampling.LANCZOS)
+        self.use_lora(settings["lora"], settings["lora_scale"])
+        strength = settings["strength"]
+        # img2img and inpainting denoise only the last `strength` of the steps
+        steps = max(1, int(settings["sampling_steps"] * strength))
+        arguments = dict(
+            num_inference_steps=settings["sampling_steps"],
+            prompt=prompt,
+            negative_prompt=NEGATIVE,
+            image=image,
+            strength=strength,
+            guidance_scale=settings["guidance"],
+        )
+        if mask is not None:
+            pipe, self.pipe = self.pipe, self.inpaint
+            try:
+                white = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
+                arguments.update(
+                    mask_image=white.resize(size, Image.Resampling.BILINEAR),
+                    width=size[0],
+                    height=size[1],
+                )
+                return self.run(seed, steps, cancel, report, **arguments)
+            finally:
+                self.pipe = pipe
+        return self.run(seed, steps, cancel, report, **arguments)

@@ -3,6 +3,8 @@
 
     python3 install.py                  install (or upgrade) and paint the sample into ./out
     python3 install.py --no-demo        install only
+    python3 install.py --diffusion      also the diffusion engine (torch, diffusers, peft):
+                                        a CUDA torch where an NVIDIA GPU is found, else CPU
     python3 install.py --uninstall      remove what this installed (settings and jobs stay)
     python3 install.py --zip            build paintstep-krita-plugin.zip for Krita's
                                         Tools > Scripts > Import Python Plugin from File...
@@ -67,6 +69,45 @@ def run(command: list[str], what: str) -> None:
             f"Could not {what} (the lines above say why). When it is the network, connect and "
             "run install.py again: it picks up where it stopped."
         ) from None
+
+
+# -- torch ----------------------------------------------------------------------------------
+
+TORCH_INDEX = "https://download.pytorch.org/whl/"
+CUDA_BUILD = "cu126"
+
+
+def found_gpu() -> str:
+    """'cuda' when an NVIDIA driver answers, 'mps' on Apple silicon, else 'cpu'."""
+    if sys.platform == "darwin":
+        return "mps" if platform.machine() == "arm64" else "cpu"
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            subprocess.run([smi, "-L"], check=True, capture_output=True, timeout=20)
+            return "cuda"
+        except (subprocess.SubprocessError, OSError):
+            pass
+    return "cpu"
+
+
+def torch_install(choice: str, system: str, spec: str | None = None) -> tuple[list[str], str]:
+    """pip's arguments for the torch build `choice` (auto, cpu, cuda) on `system`, and what it
+    is in words. PyPI's torch is a CUDA build on Linux and a CPU build on Windows, so each
+    gets the other from PyTorch's own index; macOS's is the only one (with MPS)."""
+    device = found_gpu() if choice == "auto" else choice
+    requirement = spec or "torch>=2.4,<3"
+    if system == "darwin":
+        return [requirement], "torch for macOS (Apple GPU where there is one)"
+    if device == "cuda":
+        if system == "win32":
+            return [requirement, "--index-url", TORCH_INDEX + CUDA_BUILD], "a CUDA build of torch"
+        return [requirement], "a CUDA build of torch (~3 GB)"
+    if spec:  # an exact release, such as one a machine keeps on its own disk
+        return [requirement], "torch for the CPU"
+    if system == "win32":
+        return [requirement], "a CPU build of torch"
+    return [requirement, "--index-url", TORCH_INDEX + "cpu"], "a CPU build of torch"
 
 
 # -- Krita ----------------------------------------------------------------------------------
@@ -236,6 +277,17 @@ def install(args: argparse.Namespace) -> None:
     say(f"2/4 Installing Paintstep and what it needs ({what})")
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "update pip")
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", package], "install Paintstep")
+    if args.diffusion:
+        arguments, build = torch_install(args.diffusion, sys.platform, args.torch)
+        say(f"    The diffusion engine: {build}, then diffusers, transformers and peft")
+        run([python, "-m", "pip", "install", "--quiet", *arguments], "install torch")
+        extras = "diffusion" if args.no_viewer else "viewer,diffusion"
+        run(
+            [python, "-m", "pip", "install", "--quiet", f"{HERE}[{extras}]"],
+            "install the diffusion engine",
+        )
+        config = load_paths().config_dir() / "diffusion.json"
+        say(f"    List your model weights in {config}: see docs/diffusion.md.")
     command = load_paths().installed_command()
     say(f"Installed: {command}")
 
@@ -313,6 +365,16 @@ def main() -> int:
     parser.add_argument("--no-krita", action="store_true", help="do not install the Krita plugin")
     parser.add_argument(
         "--no-viewer", action="store_true", help="leave out the viewer (PySide6, ~100 MB)"
+    )
+    parser.add_argument(
+        "--diffusion",
+        nargs="?",
+        const="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="also install the diffusion engine, with a torch for this GPU (auto), the CPU or CUDA",
+    )
+    parser.add_argument(
+        "--torch", metavar="SPEC", help="with --diffusion: the torch release, e.g. torch==2.13.0"
     )
     parser.add_argument("--krita-dir", metavar="DIR", help="Krita's resource folder")
     parser.add_argument("--krita-python", metavar="X.Y", help="the Python version Krita runs")

@@ -150,6 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     view.set_defaults(run=run_view)
 
+    convert = commands.add_parser(
+        "convert",
+        help="turn a motion module or control net file into a diffusers folder (diffusion)",
+        description="Convert an AnimateDiff / SparseCtrl / ProcessPainter checkpoint (.ckpt or "
+        ".safetensors, original layout) into a diffusers folder that the diffusion engine "
+        "loads faster. Every key is checked: a missing or unexpected one is named.",
+    )
+    convert.add_argument("kind", choices=("motion", "control"), help="what the file holds")
+    convert.add_argument("source", metavar="FILE", help="the checkpoint file")
+    convert.add_argument("out", metavar="DIR", help="the folder to write")
+    convert.add_argument(
+        "--processpainter",
+        action="store_true",
+        help="the file is ProcessPainter's (its motion modules are recognised without this)",
+    )
+    convert.set_defaults(run=run_convert)
+
     engines = commands.add_parser("engines", help="list the engines and their options")
     engines.set_defaults(run=run_engines)
     return parser
@@ -222,12 +239,28 @@ def run_view(args: argparse.Namespace) -> int:
     return run(args.folder, args.server, args.job, args.keys)
 
 
+def run_convert(args: argparse.Namespace) -> int:
+    why = get_engine("diffusion").unavailable()
+    if why:
+        raise PaintError(why)
+    from .model.convert import convert_file
+
+    out = convert_file(Path(args.source), Path(args.out), args.kind, args.processpainter)
+    print(f'Wrote {out}/; name it as "{args.kind}" in your diffusion.json.')
+    return 0
+
+
 def run_engines(args: argparse.Namespace) -> int:
     for name in engine_names():
         engine = get_engine(name)
         print(f"{name}: {engine.description}")
+        why = engine.unavailable()
+        if why:
+            print(f"  (not ready here: {why})")
         for option in engine.options:
             bounds = f" ({option.minimum}-{option.maximum})" if option.minimum is not None else ""
+            if option.choices:
+                bounds = f" ({'/'.join(option.choices)})"
             print(f"  {option.name}={option.default}{bounds}  {option.help}")
     return 0
 

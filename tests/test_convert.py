@@ -211,3 +211,22 @@ def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
     torch.save({"epoch": 3}, path)
     with pytest.raises(ValueError, match="no tensors"):
         convert.read_checkpoint(path)
+
+
+def test_the_convert_command_writes_a_folder_the_engine_loads(parts, tmp_path, capsys):
+    from diffusers import SparseControlNetModel
+    from paintstep.cli import main
+
+    path = tmp_path / "referencenet.ckpt"
+    torch.save(original_state(parts["controlnet"]), path)
+    assert main(["convert", "control", str(path), str(tmp_path / "ctrl")]) == 0
+    assert "ctrl" in capsys.readouterr().out
+    loaded = convert.load_folder(SparseControlNetModel, tmp_path / "ctrl", torch.float32)
+    for key, value in parts["controlnet"].state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+    broken = dict(original_state(parts["controlnet"]))
+    broken.pop("controlnet_mid_block.weight")
+    torch.save(broken, path)
+    assert main(["convert", "control", str(path), str(tmp_path / "bad")]) != 0
+    assert "Could not convert" in capsys.readouterr().err

@@ -154,3 +154,52 @@ def test_failures_say_what_to_do_and_leave_no_half_installed_plugin(tmp_path):
     )
     assert offline.returncode == 1
     assert "connect and run install.py again" in offline.stderr
+
+
+def load_installer():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("install", ROOT / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "choice, system, index",
+    [
+        ("cpu", "linux", "whl/cpu"),  # PyPI's Linux torch is the CUDA build
+        ("cuda", "linux", None),
+        ("cpu", "win32", None),  # PyPI's Windows torch is the CPU build
+        ("cuda", "win32", "whl/cu"),
+        ("cuda", "darwin", None),
+    ],
+)
+def test_diffusion_gets_the_torch_build_for_the_device(choice, system, index):
+    arguments, _ = load_installer().torch_install(choice, system)
+    given = " ".join(arguments)
+    assert arguments[0].startswith("torch")
+    assert (index in given) if index else ("--index-url" not in given)
+
+
+def test_install_with_diffusion_gives_a_server_that_can_run_it(tmp_path):
+    """--diffusion adds torch (here the release this machine keeps on disk) and the engine's
+    libraries to Paintstep's own environment; the engine is then listed as ready."""
+    home = tmp_path / "home"
+    home.mkdir()
+    done = installer(
+        home,
+        "--no-krita",
+        "--no-demo",
+        "--no-viewer",
+        "--diffusion",
+        "cpu",
+        "--torch",
+        "torch==2.13.0",
+        XDG_DATA_HOME=str(home / "data"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The diffusion engine" in done.stdout and "diffusion.json" in done.stdout
+    command = home / "data" / "paintstep" / "venv" / "bin" / "paintstep"
+    engines = subprocess.run([str(command), "engines"], capture_output=True, text=True)
+    assert "diffusion:" in engines.stdout and "not installed" not in engines.stdout

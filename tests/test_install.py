@@ -156,15 +156,6 @@ def test_failures_say_what_to_do_and_leave_no_half_installed_plugin(tmp_path):
     assert "connect and run install.py again" in offline.stderr
 
 
-def load_installer():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("install", ROOT / "install.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "choice, system, index",
     [

@@ -95,6 +95,19 @@ def choose_memory(asked: str, device: torch.device) -> tuple[Memory, str]:
     return MEMORY["offload"], f"only {free / GIB:.1f} GiB free on the GPU"
 
 
+def place(pipe, memory: Memory, device: torch.device):
+    """The pipeline in `memory`'s dtype, with its switches, on `device`."""
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(dtype=memory.dtype)
+    if memory.sliced:
+        pipe.vae.enable_slicing()
+    if memory.offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    return pipe
+
+
 @contextlib.contextmanager
 def reading(path: Path, what: str) -> Iterator[None]:
     """Turns a failure to load weights into a sentence naming the file and what it should be."""
@@ -175,14 +188,7 @@ class Model:
         self.device = device
         self.lock = threading.Lock()
         self.loras: set[str] = set()
-        self.pipe = self.build()
-        self.pipe.set_progress_bar_config(disable=True)
-        if memory.sliced:
-            self.pipe.vae.enable_slicing()
-        if memory.offload:
-            self.pipe.enable_model_cpu_offload(device=device)
-        else:
-            self.pipe.to(device)
+        self.pipe = place(self.build(), memory, device)
 
     def build(self):
         raise NotImplementedError

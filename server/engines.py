@@ -139,7 +139,8 @@ class Engine(ABC):
 
 
 def engine_names() -> list[str]:
-    return sorted(ENGINES)
+    """The engines' names, the default first (clients offer it first)."""
+    return [DEFAULT_ENGINE] + sorted(set(ENGINES) - {DEFAULT_ENGINE})
 
 
 def get_engine(name: str) -> Engine:

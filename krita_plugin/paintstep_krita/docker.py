@@ -415,7 +415,10 @@ class PaintstepDocker(DockWidget):
 
     def on_welcome(self, welcome) -> None:
         self.connection.list_jobs()
-        names = [engine["name"] for engine in welcome.get("engines", [])]
+        # Engines the server cannot run (libraries missing there) are not offered.
+        names = [
+            engine["name"] for engine in welcome.get("engines", []) if not engine.get("unavailable")
+        ]
         if names:
             current = self.engine.currentText()
             self.engine.clear()

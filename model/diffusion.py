@@ -279,7 +279,7 @@ def paint_process_diffusion(
         return
     report(DENOISING_SHARE, "painting")
     wanted = brought_back(start, generated, keep, goal)
-    yield from steps_from_frames(start, wanted, request, cancel, report)
+    yield from steps_from_frames(start, wanted, len(generated) - 1, request, cancel, report)
 
 
 def working_size(width: int, height: int, side: int) -> tuple[int, int]:
@@ -359,25 +359,28 @@ def brought_back(
 def steps_from_frames(
     start: np.ndarray,
     frames: Iterator[np.ndarray],
+    count: int,
     request: PaintRequest,
     cancel: threading.Event,
     report: Report,
 ) -> Iterator[StepLayer]:
-    """Steps 1..N leading through the frames, in order. With as many frames as steps or more,
-    each step reaches one frame (evenly chosen, the last included); with fewer, the strokes
-    engine paints the way from each frame to the next in several steps."""
-    frames = list(frames)
-    count, steps = len(frames), request.steps
+    """Steps 1..N leading through the `count` frames, in order. With as many frames as steps
+    or more, each step reaches one frame (evenly chosen, the last included); with fewer, the
+    strokes engine paints the way from each frame to the next in several steps. The frames
+    are made one at a time as they are needed (at 4096 px each is 64 MB)."""
+    steps = request.steps
     current = start.copy()
     thumbnail = Thumbnail(current)
     index = 0
     if steps <= count:
-        chosen = np.rint(np.linspace(0, count, steps + 1)[1:]).astype(int) - 1
-        for j in chosen:
+        chosen = set(np.rint(np.linspace(0, count, steps + 1)[1:]).astype(int) - 1)
+        for j, wanted in enumerate(frames):
+            if j not in chosen:
+                continue
             if cancel.is_set():
                 return
             index += 1
-            yield reach(current, frames[j], index, thumbnail)
+            yield reach(current, wanted, index, thumbnail)
             report(DENOISING_SHARE + (1 - DENOISING_SHARE) * index / steps, "painting")
         return
     shares = np.diff(np.rint(np.linspace(0, steps, count + 1)).astype(int))

@@ -98,7 +98,8 @@ def choose_memory(asked: str, device: torch.device) -> tuple[Memory, str]:
 def place(pipe, memory: Memory, device: torch.device):
     """The pipeline in `memory`'s dtype, with its switches, on `device`."""
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(dtype=memory.dtype)
+    if pipe.unet.dtype != memory.dtype:
+        pipe.to(dtype=memory.dtype)
     if memory.sliced:
         pipe.vae.enable_slicing()
     if memory.offload:
@@ -267,7 +268,7 @@ class Video(Model):
             **load_base(self.weights, dtype),
             motion_adapter=load_motion(self.weights.motion, dtype),
             controlnet=load_control(self.weights.control, dtype, self.weights.processpainter),
-        ).to(dtype=dtype)
+        )
 
     def generate(
         self,

@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-side", type=int, default=8192, help="largest canvas side accepted, px (8192)"
     )
+    serve.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="stop when process PID ends (the Krita that started this server)",
+    )
     serve.add_argument("--verbose", "-v", action="store_true", help="log every message")
     serve.set_defaults(run=run_serve)
 
@@ -205,6 +211,10 @@ def run_serve(args: argparse.Namespace) -> int:
     server = Server(settings)
     print(f"Paintstep server on {settings.address} (log: {logfile}); Ctrl-C stops it.", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    if args.parent_pid:
+        from .serve import watch_parent
+
+        watch_parent(args.parent_pid, server.stop)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -316,6 +326,8 @@ def run_paint(args: argparse.Namespace) -> int:
     frame = request.first_frame()
     info = {"engine": engine.name, "seed": request.seed, "steps_planned": request.steps}
     info["options"] = settings
+    if request.prompt:
+        info["prompt"] = request.prompt
     cancel = threading.Event()
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
     began = time.perf_counter()

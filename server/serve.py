@@ -11,8 +11,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import queue
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -587,6 +589,8 @@ class Server:
             "meta": job.meta,
             "created": job.created,
         }
+        if request.prompt:
+            info["prompt"] = request.prompt
         writer = ResultWriter(job.folder, request.first_frame(), info, lean=True)
         done = 0
         try:
@@ -630,6 +634,47 @@ class Server:
                 {"state": "failed"},
                 Message("error", {"code": "engine_failed", "message": text}, job=job.id),
             )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether the process `pid` still runs (a zombie counts as ended)."""
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel = ctypes.windll.kernel32
+        handle = kernel.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+        if not handle:
+            return False
+        try:
+            return kernel.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT: running
+        finally:
+            kernel.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a parent that died but was not yet reaped
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def watch_parent(pid: int, stop, every: float = 1.0) -> threading.Thread:
+    """Call `stop` once process `pid` has ended: a server that Krita started must not outlive
+    a Krita that crashed (a Krita that quits stops it itself)."""
+
+    def watch() -> None:
+        while process_alive(pid):
+            time.sleep(every)
+        log.info("process %d, which started this server, has ended: stopping", pid)
+        stop()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def folder_size(folder: Path) -> int:

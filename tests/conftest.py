@@ -36,6 +36,39 @@ def painted(folder, name: str, width: int, steps: int):
     return out
 
 
+def diffusion_weights(root):
+    """Tiny SD1.5, motion adapter and control net with random weights, saved with
+    save_pretrained, a style LoRA saved as diffusers writes LoRAs ("watercolour"), and the
+    diffusion.json that lists them (device cpu); its path. Needs the diffusion extra."""
+    import json
+
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from paintstep.model import random_models
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    parts = random_models.build(random_models.TINY)
+    random_models.save_base(parts, root / "sd15")
+    parts["motion_adapter"].save_pretrained(root / "motion")
+    parts["controlnet"].save_pretrained(root / "control")
+    unet = parts["unet"]
+    unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]),
+        adapter_name="style",
+    )
+    random_models.stir(unet, torch.Generator().manual_seed(1), scale=0.3)
+    StableDiffusionPipeline.save_lora_weights(
+        root / "loras",
+        unet_lora_layers=get_peft_model_state_dict(unet, adapter_name="style"),
+        weight_name="watercolour.safetensors",
+    )
+    config = root / "diffusion.json"
+    entries = {"base": "sd15", "motion": "motion", "control": "control", "loras": "loras"}
+    config.write_text(json.dumps({**entries, "device": "cpu"}))
+    return config
+
+
 @pytest.fixture
 def astronaut() -> np.ndarray:
     return photo("astronaut", 128)

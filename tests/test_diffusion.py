@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import photo
+from conftest import diffusion_weights, photo
 
 pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
 torch = pytest.importorskip("torch")
@@ -29,33 +29,7 @@ FAST = {"size": 32, "frames": 8, "sampling_steps": 3}
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    """Tiny SD1.5, motion adapter and control net saved with save_pretrained, a style LoRA
-    saved as diffusers writes LoRAs, and the config file that lists them."""
-    from diffusers import StableDiffusionPipeline
-    from paintstep.model import random_models
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    root = tmp_path_factory.mktemp("weights")
-    parts = random_models.build(random_models.TINY)
-    random_models.save_base(parts, root / "sd15")
-    parts["motion_adapter"].save_pretrained(root / "motion")
-    parts["controlnet"].save_pretrained(root / "control")
-    unet = parts["unet"]
-    unet.add_adapter(
-        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]),
-        adapter_name="style",
-    )
-    random_models.stir(unet, torch.Generator().manual_seed(1), scale=0.3)
-    StableDiffusionPipeline.save_lora_weights(
-        root / "loras",
-        unet_lora_layers=get_peft_model_state_dict(unet, adapter_name="style"),
-        weight_name="watercolour.safetensors",
-    )
-    config = root / "diffusion.json"
-    entries = {"base": "sd15", "motion": "motion", "control": "control", "loras": "loras"}
-    config.write_text(json.dumps({**entries, "device": "cpu"}))
-    return config
+    return diffusion_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture

@@ -132,3 +132,41 @@ def test_the_docker_reaches_a_server_that_needs_keys(tmp_path, vendored):
     assert "error" not in seen, seen["error"]
     assert "Connected" in seen["server_before"]
     assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
+
+
+def test_the_docker_lets_the_diffusion_engine_finish_the_canvas_from_a_prompt(
+    tmp_path, vendored, monkeypatch
+):
+    pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
+    import json
+
+    from conftest import diffusion_weights
+
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(diffusion_weights(tmp_path / "weights")))
+    server = ServerProcess(tmp_path).start()
+    try:
+        home = tmp_path / "home"
+        plugin_setup.install(home, vendored)
+        picture = tmp_path / "picture.png"
+        Image.fromarray(photo("coffee", 96)).save(picture)
+        seen = plugin_setup.run_gui(
+            home,
+            tmp_path / "result.json",
+            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+            PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
+            PAINTSTEP_SERVER=server.address,
+            PAINTSTEP_SELFTEST_ENGINE="diffusion",
+            PAINTSTEP_SELFTEST_PROMPT="a cup of coffee",
+            PAINTSTEP_SELFTEST_OPTIONS=json.dumps({"size": 32, "frames": 8, "sampling_steps": 3}),
+        )
+    finally:
+        server.stop()
+    assert "error" not in seen, seen["error"]
+    assert seen["engine"] == "diffusion" and seen["prompt_enabled"]
+    assert "None: let the engine finish the canvas" in seen["target_choices"]
+    assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
+    assert seen["starts_on_canvas"]  # frame 0 is the canvas, not blank paper
+    (manifest,) = (tmp_path / "cache").rglob("manifest.json")
+    info = json.loads(manifest.read_text())
+    assert info["engine"] == "diffusion" and info["prompt"] == "a cup of coffee"

@@ -549,3 +549,21 @@ def test_old_or_too_many_jobs_are_pruned_from_the_cache(tmp_path, setting):
         assert not (tmp_path / "cache" / "jobs" / job).exists()
     finally:
         pruned.stop()
+
+
+def test_a_server_started_for_a_process_stops_when_that_process_dies(tmp_path):
+    """The docker starts its server with --parent-pid (Krita's): should Krita crash, the
+    server must not stay behind holding the port."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    server = ServerProcess(tmp_path, "--parent-pid", str(parent.pid)).start()
+    try:
+        with Client(server.address, timeout=2) as client:
+            assert client.welcome  # serving while its parent lives
+        parent.kill()
+        parent.wait()
+        assert server.process.wait(15) == 0
+        with pytest.raises(ServerLost):
+            Client(server.address, timeout=1).connect()
+    finally:
+        parent.kill()
+        server.stop()

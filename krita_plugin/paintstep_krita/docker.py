@@ -38,16 +38,33 @@ def remember(name: str, value) -> None:
 
 
 class TargetBox(QtWidgets.QComboBox):
-    """Where the process should end: nothing (paint the canvas from blank paper), a layer of the
-    document, or a picture file. The layers are listed afresh each time it opens."""
+    """Where the process should end: nothing (paint the canvas from blank paper), the engine's
+    own finish (for engines that invent), a layer of the document, or a picture file. The
+    layers are listed afresh each time it opens."""
 
     NONE, FILE = "None: paint the canvas from blank paper", "A picture file..."
+    COMPLETE = "None: let the engine finish the canvas"
 
     def __init__(self) -> None:
         super().__init__()
         self.layers: list = []
         self.path = ""
+        self.invents = False
         self.refresh()
+
+    def set_invents(self, invents: bool) -> None:
+        """Offer (or take away) the engine's own finish, for an engine that can invent."""
+        if invents != self.invents:
+            self.invents = invents
+            self.refresh()
+
+    @property
+    def first_layer(self) -> int:
+        return 2 if self.invents else 1
+
+    def complete(self) -> bool:
+        """Whether the engine is to finish the canvas itself (no target)."""
+        return self.invents and self.currentIndex() == 1
 
     def refresh(self) -> None:
         doc = Krita.instance().activeDocument()
@@ -57,6 +74,8 @@ class TargetBox(QtWidgets.QComboBox):
         self.blockSignals(True)
         self.clear()
         self.addItem(self.NONE)
+        if self.invents:
+            self.addItem(self.COMPLETE)
         self.addItems([f"Layer: {name}" for name, _ in self.layers])
         self.addItem(self.FILE if not self.path else f"File: {os.path.basename(self.path)}")
         # The file entry's text changes once a file is chosen: keep it chosen by place.
@@ -74,12 +93,12 @@ class TargetBox(QtWidgets.QComboBox):
 
     def target(self, canvas: document.Canvas) -> bytes | None:
         """The chosen target in the canvas's box as RGBA, or None for no target."""
-        index = self.currentIndex()
-        if index <= 0:
+        index = self.currentIndex() - self.first_layer
+        if index < 0:
             return None
-        if index <= len(self.layers):
+        if index < len(self.layers):
             return document.read_layer(
-                Krita.instance().activeDocument(), self.layers[index - 1][1], canvas
+                Krita.instance().activeDocument(), self.layers[index][1], canvas
             )
         if not self.path:
             self.path, _ = QtWidgets.QFileDialog.getOpenFileName(
@@ -138,7 +157,9 @@ class PaintstepDocker(DockWidget):
         self.job = ""
         self.running = False
         self.finished = False
-        self.has_target = False
+        self.has_target = False  # frame 0 is the canvas (a target, or the engine finishes it)
+        self.engines: dict = {}  # the server's engines by name, from its welcome
+        self.engine_options: dict = {}  # sent with each job (the engine's own defaults if empty)
         self.preview_layer = None
         self.applying = False
         self.build()
@@ -202,10 +223,15 @@ class PaintstepDocker(DockWidget):
         form = QtWidgets.QFormLayout()
         self.engine = QtWidgets.QComboBox()
         self.engine.addItem(setting("engine", "strokes"))
-        self.engine.currentTextChanged.connect(lambda name: name and remember("engine", name))
+        self.engine.currentTextChanged.connect(self.on_engine)
         form.addRow("Engine", self.engine)
         self.target_box = TargetBox()
         form.addRow("Target", self.target_box)
+        self.prompt = QtWidgets.QLineEdit(setting("prompt", ""))
+        self.prompt.setPlaceholderText("What the picture shows (for engines that read it)")
+        self.prompt.textChanged.connect(lambda text: remember("prompt", text))
+        self.prompt.setEnabled(False)
+        form.addRow("Prompt", self.prompt)
         self.step_count = QtWidgets.QSpinBox()
         self.step_count.setRange(1, 1000)
         self.step_count.setValue(int(setting("steps", "16")))
@@ -305,7 +331,8 @@ class PaintstepDocker(DockWidget):
             return
         raw_image = protocol_module().RawImage
         raw = raw_image(self.canvas.rgba, self.canvas.width, self.canvas.height)
-        self.has_target = target is not None
+        complete = self.target_box.complete()
+        self.has_target = target is not None or complete
         if target is not None:
             target = raw_image(target, self.canvas.width, self.canvas.height)
         mask = None
@@ -326,6 +353,9 @@ class PaintstepDocker(DockWidget):
             steps=self.step_count.value(),
             seed=self.seed.value(),
             engine=self.engine.currentText(),
+            prompt=self.prompt.text().strip() if self.prompt.isEnabled() else None,
+            complete=complete,
+            options=dict(self.engine_options),
             name=doc.name() or "untitled",
             meta={
                 "document": document_key(doc),
@@ -343,6 +373,8 @@ class PaintstepDocker(DockWidget):
             self.message.setText(f"Job {event.job[:8]}: {where}")
         elif kind == "Progress":
             self.progress.setValue(int(event.done * 1000))
+            if event.stage not in ("planning", "painting"):
+                self.message.setText(f"Job {self.job[:8]}: {event.stage}...")
         elif kind == "Step":
             self.steps.append(event)
             item = QtWidgets.QListWidgetItem(str(event.index))
@@ -416,15 +448,28 @@ class PaintstepDocker(DockWidget):
     def on_welcome(self, welcome) -> None:
         self.connection.list_jobs()
         # Engines the server cannot run (libraries missing there) are not offered.
-        names = [
-            engine["name"] for engine in welcome.get("engines", []) if not engine.get("unavailable")
-        ]
+        self.engines = {
+            engine["name"]: engine
+            for engine in welcome.get("engines", [])
+            if not engine.get("unavailable")
+        }
+        names = list(self.engines)
         if names:
             current = self.engine.currentText()
             self.engine.clear()
             self.engine.addItems(names)
             if current in names:
                 self.engine.setCurrentText(current)
+        self.on_engine(self.engine.currentText())
+
+    def on_engine(self, name: str) -> None:
+        """The prompt and the engine's own finish are offered where the engine takes them."""
+        if not name:
+            return
+        remember("engine", name)
+        info = self.engines.get(name, {})
+        self.prompt.setEnabled(bool(info.get("prompt")))
+        self.target_box.set_invents(bool(info.get("invents")))
 
     def show_step(self, index: int) -> None:
         if 1 <= index <= len(self.steps):

@@ -54,7 +54,8 @@ class ManagedServer:
                 "`python3 install.py` from Paintstep's folder, or start `paintstep serve`."
             )
         self.process = subprocess.Popen(
-            [*run, "serve", "--port", str(port)],
+            # --parent-pid: should Krita crash (and not stop it), the server stops by itself.
+            [*run, "serve", "--port", str(port), "--parent-pid", str(os.getpid())],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # Krita is a window program: no console window for the server on Windows.

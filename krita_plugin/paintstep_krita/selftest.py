@@ -110,6 +110,17 @@ def generate() -> None:
         result["saved_server"] = Krita.instance().readSetting("paintstep", "server", "")
         QtCore.QTimer.singleShot(250, guarded(generate))
         return
+    engine = os.environ.get("PAINTSTEP_SELFTEST_ENGINE")
+    if engine:
+        # Another engine, finishing the canvas itself, with a prompt and options.
+        docker.engine.setCurrentText(engine)
+        result["engine"] = docker.engine.currentText()
+        result["prompt_enabled"] = docker.prompt.isEnabled()
+        box = docker.target_box
+        result["target_choices"] = [box.itemText(i) for i in range(box.count())]
+        box.setCurrentIndex(box.findText(box.COMPLETE))
+        docker.prompt.setText(os.environ.get("PAINTSTEP_SELFTEST_PROMPT", ""))
+        docker.engine_options = json.loads(os.environ.get("PAINTSTEP_SELFTEST_OPTIONS", "{}"))
     result["server_before"] = docker.server_label.text()
     state["stopwatch"] = Stopwatch()
     state["stopwatch"].start()
@@ -125,6 +136,7 @@ def wait() -> None:
         QtCore.QTimer.singleShot(250, guarded(wait))
         return
     result["steps"] = [step.index for step in docker.steps]
+    result["starts_on_canvas"] = docker.has_target
     result["finished"] = docker.finished
     result["generate_seconds"] = time.monotonic() - state["began"]
     result["longest_freeze_generating"] = state["stopwatch"].longest
@@ -132,7 +144,8 @@ def wait() -> None:
     result["message"] = docker.message.text()
     result["strip"] = docker.strip.count()
     docker.slider.setValue(2)
-    result["scrubbed_preview"] = not docker.preview.pixmap().isNull()
+    pixmap = docker.preview.pixmap()  # None when no step came
+    result["scrubbed_preview"] = pixmap is not None and not pixmap.isNull()
     state["applied_at"] = time.monotonic()
     state["group"] = docker.apply_layers(1, len(docker.steps))
     QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(applied))))

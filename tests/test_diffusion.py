@@ -318,3 +318,17 @@ def test_paint_command_runs_the_diffusion_engine(weights, tmp_path, monkeypatch)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["engine"] == "diffusion" and len(manifest["steps"]) == 5
     assert (out / "process.gif").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "free_gib, plan", [(40, "fp16"), (12, "sliced"), (6, "offload"), (2, "offload")]
+)
+def test_the_memory_switches_follow_the_gpus_free_memory(monkeypatch, free_gib, plan):
+    from paintstep.model import video
+
+    gib = 1024**3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_gib * gib, 80 * gib))
+    chosen, why = video.choose_memory("auto", torch.device("cuda"))
+    assert chosen.name == plan and f"{free_gib:.1f}" in why
+    assert video.choose_memory("fp32", torch.device("cuda"))[0].name == "fp32"  # as asked
+    assert video.choose_memory("auto", torch.device("cpu"))[0].dtype == torch.float32

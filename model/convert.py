@@ -7,12 +7,14 @@ are renamed to diffusers' MotionAdapter / SparseControlNetModel, the model's sha
 the tensors, and the weights are loaded strictly: a key missing or left over is an error that
 names it, never a silently untrained layer.
 
-ProcessPainter's own code differs from AnimateDiff's in two ways its weights were trained
-with, and which a plain conversion would lose: its temporal attention applies the output
-projection twice (the attention processor already applies it, then the module again), and its
-temporal GroupNorm normalises each frame on its own where diffusers normalises across frames.
-`processpainter=True` folds the double projection into one layer and makes those norms work
-frame by frame. Checkpoints are read with `weights_only` (nothing in them is executed).
+ProcessPainter's code computes two things differently from diffusers, and its weights were
+fine-tuned with them: its temporal attention applies the output projection twice (the
+attention processor already applies it, then the module again), and its temporal GroupNorm
+normalises each frame on its own (as the original AnimateDiff code does) where diffusers
+normalises across frames. `processpainter=True` folds the double projection into one layer and
+makes those norms work frame by frame. Plain AnimateDiff / SparseCtrl files are converted as
+diffusers converts them, so that a file and its diffusers folder behave the same.
+Checkpoints are read with `weights_only` (nothing in them is executed).
 """
 
 from __future__ import annotations
@@ -276,8 +278,11 @@ def convert_file(source: Path, out: Path, kind: str, processpainter: bool) -> Pa
             processpainter = processpainter or has_lora(state)
         else:
             model = control_net(state, processpainter)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise PaintError(f"Could not convert {source}: {error}") from None
+    except Exception as error:  # torch, pickle and safetensors each raise their own kinds
+        raise PaintError(
+            f"Could not convert {source}: {str(error).splitlines()[0][:300]}. Give a motion "
+            "module or control net checkpoint (.ckpt, .safetensors) in the original layout."
+        ) from None
     model.save_pretrained(out)
     (out / MARKER).write_text(json.dumps({"frame_norm": processpainter, "source": source.name}))
     return out

@@ -14,6 +14,7 @@ config read without it. The model work is in `video.py`, imported when a job run
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -214,7 +215,7 @@ def load_weights(path: Path | None = None) -> Weights:
     if not isinstance(processpainter, bool):
         raise PaintError(f'{path}: "processpainter" must be true or false.')
     found = {
-        key: (path.parent / str(raw[key])).expanduser() if raw.get(key) else None
+        key: path.parent / Path(str(raw[key])).expanduser() if raw.get(key) else None
         for key in known - {"device", "processpainter"}
     }
     return Weights(config=path, device=device, processpainter=processpainter, **found)
@@ -263,18 +264,18 @@ def paint_process_diffusion(
     if request.steps > frames - 1:
         log.info("%d steps from %d frames: strokes paint between frames", request.steps, frames)
     report(0.0, "loading the model")
-    model = video.Video.get(weights, settings["memory"])
-    report(0.0, "denoising")
     conditions = [rgb_over_white(start)] + ([rgb_over_white(goal)] if goal is not None else [])
-    generated = model.generate(
-        conditions,
-        size=working_size(start.shape[1], start.shape[0], settings["size"]),
-        prompt=request.prompt,
-        seed=request.seed,
-        settings=settings,
-        cancel=cancel,
-        report=lambda share: report(share * DENOISING_SHARE, "denoising"),
-    )
+    with video.Video.session(weights, settings["memory"]) as model:
+        report(0.0, "denoising")
+        generated = model.generate(
+            conditions,
+            size=working_size(start.shape[1], start.shape[0], settings["size"]),
+            prompt=request.prompt,
+            seed=request.seed,
+            settings=settings,
+            cancel=cancel,
+            report=lambda share: report(share * DENOISING_SHARE, "denoising"),
+        )
     if generated is None:  # cancelled
         return
     report(DENOISING_SHARE, "painting")
@@ -331,21 +332,25 @@ def brought_back(
     Where the model's frame moved away from its frame 0, the frame shows what the model
     painted; where it did not, the start's own pixels stay, exactly. The painted area only
     grows (paint covers, it does not uncover), stays out of `keep`, and in between the start
-    carries its detail through the model's change. With a goal, the last frame is the goal.
+    carries its detail through the model's change. With a goal, the last frame is the goal
+    (outside `keep`), and pixels the goal leaves translucent are left to that last step:
+    opaque paint before it could not be taken back.
     """
     height, width = start.shape[:2]
     base = rgb_over_white(start).astype(np.float32) / 255
     first = generated[0]
     painted = np.zeros((height, width), np.float32)
     last = len(generated) - 1
+    final = None if goal is None else np.where(keep[..., None], start, blend_over(start, goal))
+    hold = keep if final is None else keep | (final[..., 3] < 255)
     for j in range(1, len(generated)):
-        if j == last and goal is not None:
-            yield np.where(keep[..., None], start, blend_over(start, goal))
+        if final is not None and j == last:
+            yield final
             return
         change = resized(np.abs(generated[j] - first).max(axis=2), width, height)
         weight = np.clip((change - CHANGE_FROM) / (CHANGE_FULL - CHANGE_FROM), 0, 1)
         np.maximum(painted, weight, out=painted)
-        painted[keep] = 0
+        painted[hold] = 0
         shown = resized(generated[j], width, height)
         detail = base + resized(generated[j] - first, width, height)
         rgb = detail * (1 - painted[..., None]) + shown * painted[..., None]
@@ -425,7 +430,14 @@ def painted_between(
     if steps <= 0:
         return
     strokes = StrokeSettings(detail=1.0, opacity=0.85, jitter=0.05, tolerance=0, threshold=0.05)
-    request = PaintRequest(current.copy(), target=wanted, steps=steps, seed=seed)
+    # Only where the frames differ: elsewhere (the kept region, translucent pixels the next
+    # frame leaves as they are) laying the frame over itself would still thicken the paint.
+    differ = current.view(np.uint32)[..., 0] != wanted.view(np.uint32)[..., 0]
+    if not differ.any():
+        for _ in range(steps):
+            yield StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))
+        return
+    request = PaintRequest(current.copy(), target=wanted, mask=differ, steps=steps, seed=seed)
     done = 0
     try:
         for step in paint_process(request, strokes, threading.Event()):
@@ -456,33 +468,42 @@ def light_process(
         from . import video
 
         report(0.0, "loading the model")
-        model = video.Picture.get(weights, settings["memory"])
-        report(0.0, "denoising")
         height, width = start.shape[:2]
         mask = None if request.mask is None else request.mask.astype(bool)
-        invented = model.generate(
-            rgb_over_white(start),
-            mask,
-            size=working_size(width, height, settings["size"]),
-            prompt=request.prompt,
-            seed=request.seed,
-            settings=settings,
-            cancel=cancel,
-            report=lambda share: report(share * DENOISING_SHARE, "denoising"),
-        )
+        with video.Picture.session(weights, settings["memory"]) as model:
+            report(0.0, "denoising")
+            invented = model.generate(
+                rgb_over_white(start),
+                mask,
+                size=working_size(width, height, settings["size"]),
+                prompt=request.prompt,
+                seed=request.seed,
+                settings=settings,
+                cancel=cancel,
+                report=lambda share: report(share * DENOISING_SHARE, "denoising"),
+            )
         if invented is None:
             return
-        goal = start.copy()
-        back = resized(invented, width, height)
-        paint = ~keep
-        goal[paint, :3] = np.clip(np.rint(back[paint] * 255), 0, 255).astype(np.uint8)
-        goal[paint, 3] = 255
+        # As in video mode: the model's picture where it changed the canvas, the canvas's own
+        # pixels where it did not (and in the kept region).
+        seen = resized(rgb_over_white(start).astype(np.float32) / 255, *invented.shape[1::-1])
+        (goal,) = brought_back(start, np.stack([seen, invented]), keep, None)
     report(DENOISING_SHARE, "painting")
     strokes = StrokeSettings(detail=1.0, opacity=0.85, jitter=0.05, tolerance=4, threshold=0.05)
     target = PaintRequest(
-        start, target=goal, mask=None if keep.all() else ~keep, steps=request.steps
+        start, target=goal, mask=~keep if keep.any() else None, steps=request.steps
     )
     target.seed = request.seed
-    for step in paint_process(target, strokes, cancel):
+    try:
+        steps = paint_process(target, strokes, cancel)
+        first = next(steps, None)
+    except PaintError:
+        if request.goal is not None:
+            raise
+        raise PaintError(
+            "The image model left the canvas as it was, so there is nothing to paint; raise "
+            "the strength option or change the prompt."
+        ) from None
+    for step in steps if first is None else itertools.chain([first], steps):
         yield step
         report(DENOISING_SHARE + (1 - DENOISING_SHARE) * step.index / request.steps, "painting")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -157,13 +158,14 @@ def load_base(weights: Weights, dtype: torch.dtype) -> dict[str, Any]:
     return parts
 
 
-def load_motion(path: Path, dtype: torch.dtype):
+def load_motion(path: Path, dtype: torch.dtype, processpainter: bool = False):
     from diffusers import MotionAdapter
 
     with reading(path, "the motion module"):
         if path.is_dir():
             return convert.load_folder(MotionAdapter, path, dtype)
-        return convert.motion_adapter(convert.read_checkpoint(path)).to(dtype)
+        state = convert.read_checkpoint(path)
+        return convert.motion_adapter(state, processpainter or None).to(dtype)
 
 
 def load_control(path: Path, dtype: torch.dtype, processpainter: bool):
@@ -176,18 +178,20 @@ def load_control(path: Path, dtype: torch.dtype, processpainter: bool):
         return convert.control_net(state, processpainter).to(dtype)
 
 
+# One model runs at a time: the GPU is one resource, and jobs on several workers take turns.
+GPU = threading.RLock()
+
+
 class Model:
     """A loaded pipeline, kept between jobs: one at a time, as GPU memory is precious."""
 
     loaded: ClassVar[Model | None] = None
-    loading: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, key: tuple, weights: Weights, memory: Memory, device: torch.device):
         self.key = key
         self.weights = weights
         self.memory = memory
         self.device = device
-        self.lock = threading.Lock()
         self.loras: set[str] = set()
         self.pipe = place(self.build(), memory, device)
 
@@ -195,14 +199,25 @@ class Model:
         raise NotImplementedError
 
     @classmethod
+    @contextlib.contextmanager
+    def session(cls, weights: Weights, memory: str) -> Iterator[Model]:
+        """The model, loaded or kept, for this caller alone until the block ends."""
+        with GPU:
+            yield cls.get(weights, memory)
+
+    @classmethod
     def get(cls, weights: Weights, memory: str) -> Model:
         device = device_of(weights)
-        plan, why = choose_memory(memory, device)
-        key = (cls.__name__, weights, plan.name, str(device))
-        with Model.loading:
-            if Model.loaded is not None and Model.loaded.key == key:
-                return Model.loaded
+        key = (cls.__name__, weights, str(device))
+        with GPU:
+            loaded = Model.loaded
+            # With "auto", the plan chosen when the model was loaded stays: free memory
+            # measured now would count the loaded model itself, and flip the plan each job.
+            if loaded is not None and loaded.key == key:
+                if memory in ("auto", loaded.memory.name):
+                    return loaded
             Model.loaded = None  # let the old one go before the new one takes memory
+            plan, why = choose_memory(memory, device)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             log.info("loading the %s model on %s: %s (%s)", cls.__name__, device, plan.says, why)
@@ -218,21 +233,28 @@ class Model:
         if name not in self.loras:
             path = lora_file(self.weights, name)
             with reading(path, f"the LoRA {name!r}"):
+                adapter = name.replace(".", "_")  # peft's adapter names have no dots
                 if path.is_dir():
-                    self.pipe.load_lora_weights(path, adapter_name=name)
+                    self.pipe.load_lora_weights(path, adapter_name=adapter)
                 else:
                     self.pipe.load_lora_weights(
-                        path.parent, weight_name=path.name, adapter_name=name
+                        path.parent, weight_name=path.name, adapter_name=adapter
                     )
             self.loras.add(name)
         self.pipe.enable_lora()
-        self.pipe.set_adapters([name], [scale])
+        self.pipe.set_adapters([name.replace(".", "_")], [scale])
 
     def run(
-        self, seed: int, expected: int, cancel, report: Callable[[float], None], **arguments
+        self,
+        seed: int,
+        expected: int,
+        cancel,
+        report: Callable[[float], None],
+        pipe=None,
+        **arguments,
     ) -> np.ndarray | None:
-        """The pipeline's output as floats 0-1, or None when cancelled. `expected` is how many
-        denoising steps it will take, for the progress report."""
+        """The pipeline's (or `pipe`'s) output as floats 0-1, or None when cancelled.
+        `expected` is how many denoising steps it will take, for the progress report."""
 
         def step_end(pipe, i: int, t, tensors: dict) -> dict:
             if cancel.is_set():
@@ -240,14 +262,14 @@ class Model:
             report(min(1.0, (i + 1) / expected))
             return tensors
 
-        with self.lock, torch.random.fork_rng(devices=[]):
+        with GPU, torch.random.fork_rng(devices=[]):
             # The pipelines draw some noise (encoding conditioning frames) from the global
             # generator: seeding it too makes a seed give the same process every time.
             torch.manual_seed(seed)
             generator = torch.Generator("cpu").manual_seed(seed)
             try:
                 with torch.inference_mode():
-                    output = self.pipe(
+                    output = (pipe or self.pipe)(
                         generator=generator,
                         output_type="np",
                         callback_on_step_end=step_end,
@@ -266,7 +288,7 @@ class Video(Model):
         assert self.weights.motion is not None and self.weights.control is not None
         return AnimateDiffSparseControlNetPipeline(
             **load_base(self.weights, dtype),
-            motion_adapter=load_motion(self.weights.motion, dtype),
+            motion_adapter=load_motion(self.weights.motion, dtype, self.weights.processpainter),
             controlnet=load_control(self.weights.control, dtype, self.weights.processpainter),
         )
 
@@ -284,24 +306,25 @@ class Video(Model):
         and, when there is a second, the last frame to it. None when cancelled."""
         frames = settings["frames"]
         images = [Image.fromarray(c).resize(size, Image.Resampling.LANCZOS) for c in conditions]
-        self.use_lora(settings["lora"], settings["lora_scale"])
         steps = settings["sampling_steps"]
-        return self.run(
-            seed,
-            steps,
-            cancel,
-            report,
-            num_inference_steps=steps,
-            prompt=prompt,
-            negative_prompt=NEGATIVE,
-            width=size[0],
-            height=size[1],
-            num_frames=frames,
-            guidance_scale=settings["guidance"],
-            conditioning_frames=images,
-            controlnet_frame_indices=[0, frames - 1][: len(images)],
-            controlnet_conditioning_scale=settings["control"],
-        )
+        with GPU:
+            self.use_lora(settings["lora"], settings["lora_scale"])
+            return self.run(
+                seed,
+                steps,
+                cancel,
+                report,
+                num_inference_steps=steps,
+                prompt=prompt,
+                negative_prompt=NEGATIVE,
+                width=size[0],
+                height=size[1],
+                num_frames=frames,
+                guidance_scale=settings["guidance"],
+                conditioning_frames=images,
+                controlnet_frame_indices=[0, frames - 1][: len(images)],
+                controlnet_conditioning_scale=settings["control"],
+            )
 
 
 class Picture(Model):
@@ -332,28 +355,27 @@ class Picture(Model):
     ) -> np.ndarray | None:
         """The finished picture (h, w, 3) of floats 0-1, or None when cancelled."""
         image = Image.fromarray(canvas).resize(size, Image.Resampling.LANCZOS)
-        self.use_lora(settings["lora"], settings["lora_scale"])
         strength = settings["strength"]
-        # img2img and inpainting denoise only the last `strength` of the steps
-        steps = max(1, int(settings["sampling_steps"] * strength))
+        # img2img and inpainting denoise only the last `strength` of the steps: at least one
+        total = max(settings["sampling_steps"], math.ceil(1 / strength))
+        steps = max(1, int(total * strength))
         arguments = dict(
-            num_inference_steps=settings["sampling_steps"],
+            num_inference_steps=total,
             prompt=prompt,
             negative_prompt=NEGATIVE,
             image=image,
             strength=strength,
             guidance_scale=settings["guidance"],
         )
+        pipe = self.pipe
         if mask is not None:
-            pipe, self.pipe = self.pipe, self.inpaint
-            try:
-                white = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
-                arguments.update(
-                    mask_image=white.resize(size, Image.Resampling.BILINEAR),
-                    width=size[0],
-                    height=size[1],
-                )
-                return self.run(seed, steps, cancel, report, **arguments)
-            finally:
-                self.pipe = pipe
-        return self.run(seed, steps, cancel, report, **arguments)
+            pipe = self.inpaint
+            white = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
+            arguments.update(
+                mask_image=white.resize(size, Image.Resampling.BILINEAR),
+                width=size[0],
+                height=size[1],
+            )
+        with GPU:
+            self.use_lora(settings["lora"], settings["lora_scale"])
+            return self.run(seed, steps, cancel, report, pipe=pipe, **arguments)

@@ -414,16 +414,18 @@ class Progress:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
         self.began = time.perf_counter()
+        self.reached = 0.0
 
     def working(self, share: float, stage: str) -> None:
         """What the engine does before its steps come (loading a model, denoising)."""
         self.update(share * self.total, f"{stage} {share:.0%}")
 
     def update(self, done: float, doing: str = "") -> None:
+        self.reached = max(self.reached, done)  # the bar only moves forward
         if not self.enabled:
             return
         width = 30
-        filled = round(width * done / self.total)
+        filled = round(width * self.reached / self.total)
         seconds = time.perf_counter() - self.began
         label = doing or f"step {done}/{self.total}"
         bar = "#" * filled + "." * (width - filled)

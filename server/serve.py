@@ -596,8 +596,11 @@ class Server:
         try:
             engine = get_engine(job.engine)
 
+            reached = [0.0]  # progress only goes forward, whoever reports it
+
             def progress(share: float, stage: str) -> None:
-                update = {"done": round(share, 4), "stage": stage}
+                reached[0] = max(reached[0], share)
+                update = {"done": round(reached[0], 4), "stage": stage}
                 report("progress", {}, Message("progress", update, job=job.id))
 
             for step in engine.paint(request, job.cancel, progress):
@@ -606,8 +609,7 @@ class Server:
                 report("step", {"steps_done": done}, self.step_message(job, step))
                 writer.add(step)
                 report("stored", {"stored": done})
-                progress = {"done": done / request.steps, "stage": "painting"}
-                report("progress", {}, Message("progress", progress, job=job.id))
+                progress(done / request.steps, "painting")
             state = "cancelled" if job.cancel.is_set() and done < request.steps else "finished"
             if state == "finished":
                 writer.finish()
@@ -642,6 +644,7 @@ def process_alive(pid: int) -> bool:
         import ctypes
 
         kernel = ctypes.windll.kernel32
+        kernel.OpenProcess.restype = ctypes.c_void_p  # a HANDLE, not an int that may overflow
         handle = kernel.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
         if not handle:
             return False

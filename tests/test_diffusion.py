@@ -292,6 +292,8 @@ def test_a_diffusion_job_on_the_server_reports_denoising_then_streams_its_steps(
         with Client(server.address, timeout=60) as client:
             events = list(client.generate_request(request, engine="diffusion"))
         stages = [e.stage for e in events if isinstance(e, Progress)]
+        done = [e.done for e in events if isinstance(e, Progress)]
+        assert done == sorted(done) and done[-1] == 1.0  # the docker's bar never goes back
         steps = [e.to_layer() for e in events if isinstance(e, Step)]
         assert "denoising" in stages and stages.index("denoising") < stages.index("painting")
         assert [s.index for s in steps] == [1, 2, 3, 4]
@@ -332,3 +334,70 @@ def test_the_memory_switches_follow_the_gpus_free_memory(monkeypatch, free_gib, 
     assert chosen.name == plan and f"{free_gib:.1f}" in why
     assert video.choose_memory("fp32", torch.device("cuda"))[0].name == "fp32"  # as asked
     assert video.choose_memory("auto", torch.device("cpu"))[0].dtype == torch.float32
+
+
+def blob(size: int = 64) -> np.ndarray:
+    """A soft round blob on transparency: alpha from 255 in the middle to 0 at the edge."""
+    y, x = np.mgrid[:size, :size]
+    distance = np.hypot(x - size / 2, y - size / 2) / (size / 2)
+    picture = np.zeros((size, size, 4), np.uint8)
+    picture[..., :3] = photo("astronaut", size)[..., :3]
+    picture[..., 3] = np.clip((1 - distance) * 400, 0, 255).astype(np.uint8)
+    return picture
+
+
+@pytest.mark.parametrize("steps", [4, 20])
+def test_a_translucent_picture_painted_from_transparent_paper_ends_on_itself(engine, steps):
+    canvas = blob()
+    request = PaintRequest(canvas, steps=steps, paper="transparent", options=FAST)
+    last = last_frame(request, run(engine, request))
+    seen = canvas[..., 3] > 0  # a fully transparent pixel's colour is no colour
+    assert np.array_equal(last[..., 3], canvas[..., 3])
+    assert np.array_equal(last[seen], canvas[seen])
+
+
+def test_with_more_steps_than_frames_translucent_untouched_pixels_stay(engine):
+    """Strokes painting between frames must not lay paint where the frames agree: there,
+    paint over translucent pixels would only thicken them."""
+    canvas = blob()
+    mask = np.zeros(canvas.shape[:2], bool)
+    mask[:, 32:] = True
+    request = PaintRequest(canvas, mask=mask, steps=20, complete=True, options=FAST)
+    for frame in frames(request.first_frame(), run(engine, request)):
+        assert np.array_equal(frame[~mask], canvas[~mask])
+
+
+def test_progress_only_goes_forward(engine):
+    seen = []
+    request = PaintRequest(photo("coffee", 48), steps=4, complete=True, options=FAST)
+    run(engine, request, None, lambda done, stage: seen.append(done))
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+
+
+def test_weights_paths_may_start_at_home_and_lora_names_may_have_dots(
+    weights, tmp_path, monkeypatch
+):
+    import shutil
+
+    from paintstep.model.diffusion import load_weights
+
+    home = tmp_path / "home"
+    shutil.copytree(weights.parent / "loras", home / "my loras")
+    shutil.copy(
+        home / "my loras" / "watercolour.safetensors", home / "my loras" / "water.v2.safetensors"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    config = tmp_path / "diffusion.json"
+    entries = json.loads(weights.read_text())
+    entries = {k: str(weights.parent / v) for k, v in entries.items() if k != "device"}
+    config.write_text(json.dumps({**entries, "loras": "~/my loras", "device": "cpu"}))
+    assert load_weights(config).loras == home / "my loras"
+
+    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(config))
+    canvas = photo("coffee", 48)
+
+    def process(**options):
+        request = PaintRequest(canvas, steps=2, complete=True, options={**FAST, **options})
+        return last_frame(request, run(get_engine("diffusion"), request))
+
+    assert np.array_equal(process(lora="water.v2"), process(lora="watercolour"))

@@ -271,6 +271,10 @@ def load_folder(model_class, folder: Path, dtype: torch.dtype):
 
 def convert_file(source: Path, out: Path, kind: str, processpainter: bool) -> Path:
     """`paintstep convert`: an original-layout file saved as a diffusers folder."""
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / MARKER).exists())):
+        raise PaintError(
+            f"{out} exists and is not an earlier conversion; give a new folder to write into."
+        )
     try:
         state = read_checkpoint(source)
         if kind == "motion":

@@ -49,6 +49,7 @@ NEEDS = ("torch", "diffusers", "transformers", "peft")
 # How far (0-1) a generated pixel must move from the model's frame 0 to count as painted.
 CHANGE_FROM, CHANGE_FULL = 0.04, 0.12
 DENOISING_SHARE = 0.9  # of a job's progress, the rest is turning frames into steps
+MOST_FRAMES = 24  # ProcessPainter's motion modules encode positions up to 24 frames
 
 
 class DiffusionEngine(Engine):
@@ -68,7 +69,14 @@ class DiffusionEngine(Engine):
             "strokes paint towards it (fits small GPUs and CPUs).",
             choices=("video", "light"),
         ),
-        EngineOption("frames", int, 16, "Frames the video model makes (video mode).", 8, 24),
+        EngineOption(
+            "frames",
+            int,
+            16,
+            "Frames the video model makes at least (video mode); steps + 1 when more, up to 24.",
+            8,
+            MOST_FRAMES,
+        ),
         EngineOption(
             "size",
             int,
@@ -96,6 +104,11 @@ class DiffusionEngine(Engine):
             choices=("auto", "fp32", "fp16", "sliced", "offload"),
         ),
     )
+
+    def settings(self, request: PaintRequest) -> dict[str, Any]:
+        settings = super().settings(request)
+        settings["size"] = settings["size"] // 8 * 8  # the VAE works in blocks of 8 px
+        return settings
 
     def unavailable(self) -> str | None:
         missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
@@ -260,7 +273,9 @@ def paint_process_diffusion(
     if settings["mode"] == "light":
         yield from light_process(request, settings, weights, start, keep, cancel, report)
         return
-    frames = settings["frames"]
+    # Frame 0 is the start: N steps want N + 1 frames, which the model makes when it can.
+    frames = max(settings["frames"], min(request.steps + 1, MOST_FRAMES))
+    settings = {**settings, "frames": frames}
     if request.steps > frames - 1:
         log.info("%d steps from %d frames: strokes paint between frames", request.steps, frames)
     report(0.0, "loading the model")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from .diffusion import Weights, lora_file
 log = logging.getLogger("paintstep.diffusion")
 
 GIB = 1024**3
-# diffusers' own progress bars and notices would flood the server's terminal and log.
-for _library in ("diffusers", "transformers"):
-    logging.getLogger(_library).setLevel(logging.ERROR)
+# diffusers' and transformers' own notices would flood the terminal, -q or not; they set their
+# loggers' levels from these when first imported (which is after this, in load_base).
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 NEGATIVE = "blurry, low quality, watermark, text"
 SCHEDULER = dict(

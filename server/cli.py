@@ -333,7 +333,7 @@ def run_paint(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     check_folder(out)
     if args.server:
-        steps = remote_steps(args, request, cancel)
+        steps = remote_steps(args, request, cancel, progress)
     else:
         steps = engine.paint(request, cancel, progress.working)
     writer = None
@@ -354,6 +354,7 @@ def run_paint(args: argparse.Namespace) -> int:
             close()  # a remote job is cancelled on the server
         progress.close()
         if writer is not None:
+            writer.end("cancelled")
             print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
         else:
             print("paintstep: stopped before the first step; nothing was written.", file=sys.stderr)
@@ -361,16 +362,19 @@ def run_paint(args: argparse.Namespace) -> int:
     progress.close()
     if not args.quiet:
         seconds = time.perf_counter() - began
-        print(f"Painted {request.steps} steps in {seconds:.1f} s into {out}/")
+        steps = f"{request.steps} step{'s' if request.steps != 1 else ''}"
+        print(f"Painted {steps} in {seconds:.1f} s into {out}/")
         print(f"  {out / 'process.gif'}  {out / 'process.mp4'}  {out / 'layers'}/")
     return 0
 
 
 def remote_steps(
-    args: argparse.Namespace, request: PaintRequest, cancel: threading.Event
+    args: argparse.Namespace, request: PaintRequest, cancel: threading.Event, progress: Progress
 ) -> Iterator[StepLayer]:
-    """The steps of a job run on a server; setting `cancel` (on Ctrl-C) cancels the job."""
+    """The steps of a job run on a server; setting `cancel` (on Ctrl-C) cancels the job.
+    While no step has come, `progress` shows the job's place in the queue and the stage."""
     from .client import Accepted, Client, Done, ServerError, ServerLost, Step
+    from .client import Progress as JobProgress
     from .keys import load_client_keys
 
     keys = load_client_keys(Path(args.keys)) if args.keys else None
@@ -382,6 +386,10 @@ def remote_steps(
         for event in events:
             if isinstance(event, Accepted):
                 job = event.job
+                if event.position > 0:
+                    progress.working(0.0, f"waiting for {event.position} job(s) ahead")
+            elif isinstance(event, JobProgress) and event.stage != "painting":
+                progress.working(event.done, event.stage)
             elif isinstance(event, Step):
                 yield event.to_layer()
             elif isinstance(event, Done) and event.state != "finished":
@@ -418,7 +426,7 @@ class Progress:
 
     def working(self, share: float, stage: str) -> None:
         """What the engine does before its steps come (loading a model, denoising)."""
-        self.update(share * self.total, f"{stage} {share:.0%}")
+        self.update(share * self.total, f"{stage} {share:.0%}" if share > 0 else stage)
 
     def update(self, done: float, doing: str = "") -> None:
         self.reached = max(self.reached, done)  # the bar only moves forward

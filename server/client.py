@@ -141,8 +141,10 @@ class Client:
                 ) from None
         return message.id
 
-    def receive(self, wait: float) -> Message | None:
-        """The next message (heartbeats answered and skipped), or None after `wait` s of quiet."""
+    def receive(self, wait: float, patient: bool = False) -> Message | None:
+        """The next message (heartbeats answered and skipped), or None after `wait` s of quiet.
+        `patient`: a heartbeat from the server counts as an answer (a job may wait in its
+        queue or denoise for minutes; only a silent server is a lost one)."""
         deadline = time.monotonic() + wait
         while True:
             if time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS:
@@ -159,15 +161,19 @@ class Client:
                 raise ServerError(error.code, f"The server sent a bad message: {error}") from None
             if message.type != "heartbeat":
                 return message
+            if patient:
+                deadline = time.monotonic() + wait
 
-    def wait_for(self, wanted: Callable[[Message], bool], what: str) -> Message:
+    def wait_for(
+        self, wanted: Callable[[Message], bool], what: str, patient: bool = False
+    ) -> Message:
         """The first message for which wanted(message) holds; others are kept for later."""
         for index, message in enumerate(self.pending):
             if wanted(message):
                 return self.pending.pop(index)
         silence = max(self.timeout, HEARTBEAT_SECONDS * MISSED_HEARTBEATS)
         while True:
-            message = self.receive(silence)
+            message = self.receive(silence, patient)
             if message is None:
                 raise ServerLost(
                     f"The Paintstep server at {self.address} did not answer {what} within "
@@ -295,7 +301,7 @@ class Client:
             start,
         )
         while True:
-            message = self.wait_for(lambda m: m.job == job, f"job {job}")
+            message = self.wait_for(lambda m: m.job == job, f"job {job}", patient=True)
             if message.type == "step":
                 yield self.read_step(message)
             elif message.type == "progress":

@@ -47,7 +47,7 @@ def last_frame(request, layers):
     return frame
 
 
-@pytest.mark.parametrize("steps", [1, 5, 7, 19])
+@pytest.mark.parametrize("steps", [1, 5, 7, 19, 30])
 def test_n_steps_of_the_canvas_size_come_out_in_order(engine, steps):
     canvas = photo("astronaut", 72)
     request = PaintRequest(canvas, steps=steps, complete=True, prompt="a portrait", options=FAST)
@@ -346,7 +346,7 @@ def blob(size: int = 64) -> np.ndarray:
     return picture
 
 
-@pytest.mark.parametrize("steps", [4, 20])
+@pytest.mark.parametrize("steps", [4, 30])
 def test_a_translucent_picture_painted_from_transparent_paper_ends_on_itself(engine, steps):
     canvas = blob()
     request = PaintRequest(canvas, steps=steps, paper="transparent", options=FAST)
@@ -362,7 +362,7 @@ def test_with_more_steps_than_frames_translucent_untouched_pixels_stay(engine):
     canvas = blob()
     mask = np.zeros(canvas.shape[:2], bool)
     mask[:, 32:] = True
-    request = PaintRequest(canvas, mask=mask, steps=20, complete=True, options=FAST)
+    request = PaintRequest(canvas, mask=mask, steps=30, complete=True, options=FAST)
     for frame in frames(request.first_frame(), run(engine, request)):
         assert np.array_equal(frame[~mask], canvas[~mask])
 
@@ -401,3 +401,20 @@ def test_weights_paths_may_start_at_home_and_lora_names_may_have_dots(
         return last_frame(request, run(get_engine("diffusion"), request))
 
     assert np.array_equal(process(lora="water.v2"), process(lora="watercolour"))
+
+
+def test_each_step_is_a_model_frame_when_the_model_can_make_that_many(engine, monkeypatch):
+    """N steps want N + 1 frames (frame 0 is the start): up to 24 the model makes them all,
+    so no step is brushwork between frames; beyond, strokes fill in."""
+    import paintstep.model.diffusion as diffusion
+
+    between = []
+    original = diffusion.painted_between
+    monkeypatch.setattr(
+        diffusion, "painted_between", lambda *a: between.append(a[2]) or original(*a)
+    )
+    canvas = photo("coffee", 48)
+    run(engine, PaintRequest(canvas, steps=12, complete=True, options=FAST))
+    assert between == []
+    run(engine, PaintRequest(canvas, steps=30, complete=True, options=FAST))
+    assert sum(between) == 30 and len(between) == 23

@@ -567,3 +567,42 @@ def test_a_server_started_for_a_process_stops_when_that_process_dies(tmp_path):
     finally:
         parent.kill()
         server.stop()
+
+
+class Slow(get_engine("strokes").__class__):
+    """The strokes engine taking its time over each step, as a diffusion model does."""
+
+    def paint(self, request, cancel=None, report=None):
+        for step in super().paint(request, cancel):
+            time.sleep(2.5)
+            yield step
+
+
+def test_a_job_queued_behind_a_long_one_waits_for_its_turn(tmp_path, monkeypatch):
+    """A server that is busy for longer than a client's patience for an answer is alive
+    (it beats its heart): the waiting client keeps waiting and gets its steps."""
+    from paintstep import engines
+    from paintstep.serve import Server, Settings
+
+    module = type(sys)("slow_engine")
+    module.Slow = Slow
+    monkeypatch.setitem(sys.modules, "slow_engine", module)
+    monkeypatch.setitem(engines.ENGINES, "slow", "slow_engine:Slow")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = Server(Settings(address=address, cache=tmp_path / "cache"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        first = Client(address, timeout=1)
+        first.connect()
+        long_job = first.generate_request(PaintRequest(photo("coffee", 48), steps=3), engine="slow")
+        assert next(long_job).position == 0
+        with Client(address, timeout=1) as second:
+            events = list(second.generate_request(PaintRequest(photo("chelsea", 48), steps=2)))
+        assert events[0].position == 1  # it waited behind the first
+        assert [e.index for e in events if isinstance(e, Step)] == [1, 2]
+        assert events[-1].state == "finished"
+        first.close()
+    finally:
+        server.stop()
+        thread.join()

@@ -591,6 +591,8 @@ class Server:
         }
         if request.prompt:
             info["prompt"] = request.prompt
+        if request.options:
+            info["options"] = dict(request.options)
         writer = ResultWriter(job.folder, request.first_frame(), info, lean=True)
         done = 0
         try:

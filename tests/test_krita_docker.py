@@ -157,8 +157,11 @@ def test_the_docker_lets_the_diffusion_engine_finish_the_canvas_from_a_prompt(
             PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
             PAINTSTEP_SERVER=server.address,
             PAINTSTEP_SELFTEST_ENGINE="diffusion",
+            PAINTSTEP_SELFTEST_SCREENSHOT=str(tmp_path / "diffusion.png"),
             PAINTSTEP_SELFTEST_PROMPT="a cup of coffee",
-            PAINTSTEP_SELFTEST_OPTIONS=json.dumps({"size": 32, "frames": 8, "sampling_steps": 3}),
+            PAINTSTEP_SELFTEST_OPTIONS=json.dumps(
+                {"size": 32, "frames": 8, "sampling_steps": 3, "mode": "video", "guidance": 5.5}
+            ),
         )
     finally:
         server.stop()
@@ -170,3 +173,7 @@ def test_the_docker_lets_the_diffusion_engine_finish_the_canvas_from_a_prompt(
     (manifest,) = (tmp_path / "cache").rglob("manifest.json")
     info = json.loads(manifest.read_text())
     assert info["engine"] == "diffusion" and info["prompt"] == "a cup of coffee"
+    # The engine's options as a form: what differs from the defaults goes with the job.
+    assert {"mode", "size", "frames", "lora", "memory"} <= set(seen["options_shown"])
+    chosen = {"size": 32, "frames": 8, "sampling_steps": 3, "guidance": 5.5}
+    assert seen["options_chosen"] == chosen and info["options"] == chosen

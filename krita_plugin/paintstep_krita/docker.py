@@ -12,6 +12,7 @@ from krita import DockWidget, Krita
 from . import document
 from .connection import Connection
 from .managed import ManagedServer
+from .options import OptionsForm
 from .qt import QtCore, QtGui, QtWidgets
 from .vendor import protocol_module
 
@@ -159,7 +160,6 @@ class PaintstepDocker(DockWidget):
         self.finished = False
         self.has_target = False  # frame 0 is the canvas (a target, or the engine finishes it)
         self.engines: dict = {}  # the server's engines by name, from its welcome
-        self.engine_options: dict = {}  # sent with each job (the engine's own defaults if empty)
         self.preview_layer = None
         self.applying = False
         self.build()
@@ -244,6 +244,16 @@ class PaintstepDocker(DockWidget):
         form.addRow("Seed", self.seed)
         self.from_selection = QtWidgets.QCheckBox("Only the selection")
         form.addRow("", self.from_selection)
+        self.options_button = QtWidgets.QToolButton()
+        self.options_button.setText("Engine options")
+        self.options_button.setCheckable(True)
+        self.options_button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.options_button.setArrowType(QtCore.Qt.ArrowType.RightArrow)
+        self.options_button.toggled.connect(self.show_options)
+        form.addRow("", self.options_button)
+        self.options_form = OptionsForm(lambda key: setting(key, ""), remember)
+        self.options_form.setVisible(False)
+        form.addRow(self.options_form)
 
         self.history = QtWidgets.QComboBox()
         self.history.addItem("(none yet)")
@@ -355,7 +365,7 @@ class PaintstepDocker(DockWidget):
             engine=self.engine.currentText(),
             prompt=self.prompt.text().strip() if self.prompt.isEnabled() else None,
             complete=complete,
-            options=dict(self.engine_options),
+            options=self.options_form.chosen(),
             name=doc.name() or "untitled",
             meta={
                 "document": document_key(doc),
@@ -470,6 +480,12 @@ class PaintstepDocker(DockWidget):
         info = self.engines.get(name, {})
         self.prompt.setEnabled(bool(info.get("prompt")))
         self.target_box.set_invents(bool(info.get("invents")))
+        self.options_form.show_engine(name, info.get("options", []))
+
+    def show_options(self, shown: bool) -> None:
+        self.options_form.setVisible(shown)
+        arrow = QtCore.Qt.ArrowType.DownArrow if shown else QtCore.Qt.ArrowType.RightArrow
+        self.options_button.setArrowType(arrow)
 
     def show_step(self, index: int) -> None:
         if 1 <= index <= len(self.steps):

@@ -120,7 +120,12 @@ def generate() -> None:
         result["target_choices"] = [box.itemText(i) for i in range(box.count())]
         box.setCurrentIndex(box.findText(box.COMPLETE))
         docker.prompt.setText(os.environ.get("PAINTSTEP_SELFTEST_PROMPT", ""))
-        docker.engine_options = json.loads(os.environ.get("PAINTSTEP_SELFTEST_OPTIONS", "{}"))
+        docker.options_button.setChecked(True)
+        form = docker.options_form
+        result["options_shown"] = list(form.widgets)
+        for name, value in json.loads(os.environ.get("PAINTSTEP_SELFTEST_OPTIONS", "{}")).items():
+            form.set_value(name, value)  # typed into the form, as an artist would
+        result["options_chosen"] = form.chosen()
     result["server_before"] = docker.server_label.text()
     state["stopwatch"] = Stopwatch()
     state["stopwatch"].start()

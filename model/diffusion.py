@@ -332,7 +332,7 @@ def resized(values: np.ndarray, width: int, height: int) -> np.ndarray:
     """A float (h, w) or (h, w, c) array scaled to width x height, smoothly."""
     if values.ndim == 2:
         image = Image.fromarray(values.astype(np.float32), "F")
-        return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC))
+        return np.array(image.resize((width, height), Image.Resampling.BICUBIC))  # writable
     return np.stack([resized(values[..., c], width, height) for c in range(values.shape[2])], 2)
 
 
@@ -352,7 +352,7 @@ def brought_back(
     opaque paint before it could not be taken back.
     """
     height, width = start.shape[:2]
-    base = rgb_over_white(start).astype(np.float32) / 255
+    base = rgb_over_white(start)
     first = generated[0]
     painted = np.zeros((height, width), np.float32)
     last = len(generated) - 1
@@ -366,13 +366,21 @@ def brought_back(
         weight = np.clip((change - CHANGE_FROM) / (CHANGE_FULL - CHANGE_FROM), 0, 1)
         np.maximum(painted, weight, out=painted)
         painted[hold] = 0
-        shown = resized(generated[j], width, height)
-        detail = base + resized(generated[j] - first, width, height)
-        rgb = detail * (1 - painted[..., None]) + shown * painted[..., None]
         frame = start.copy()
         spots = painted > 0
-        frame[spots, :3] = np.clip(np.rint(rgb[spots] * 255), 0, 255).astype(np.uint8)
-        frame[spots, 3] = 255
+        # A channel at a time: at 8192 px each full-size float plane is 256 MB.
+        for c in range(3):
+            detail = resized(generated[j, ..., c] - first[..., c], width, height)
+            detail += base[..., c] * np.float32(1 / 255)
+            shown = resized(generated[j, ..., c], width, height)
+            shown -= detail
+            shown *= painted
+            detail += shown
+            detail *= 255
+            np.rint(detail, out=detail)
+            np.clip(detail, 0, 255, out=detail)
+            np.copyto(frame[..., c], detail.astype(np.uint8), where=spots)
+        frame[..., 3][spots] = 255
         yield frame
 
 
@@ -421,16 +429,22 @@ def reach(current: np.ndarray, wanted: np.ndarray, index: int, thumbnail: Thumbn
     """The step that turns `current` into `wanted` (as far as paint laid over can), applied
     to `current` in place."""
     words = current.view(np.uint32)[..., 0]
-    differ = words != wanted.view(np.uint32)[..., 0]
+    wanted_words = wanted.view(np.uint32)[..., 0]
+    differ = words != wanted_words
     rows = np.flatnonzero(differ.any(axis=1))
     if rows.size == 0:
         return StepLayer(index, 0, 0, np.zeros((0, 0, 4), np.uint8), thumbnail.picture())
     cols = np.flatnonzero(differ[rows[0] : rows[-1] + 1].any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     box = (slice(top, bottom), slice(left, right))
-    pixels = np.zeros((bottom - top, right - left, 4), np.uint8)
     inside = differ[box]
-    pixels[inside] = solve_over(current[box][inside], wanted[box][inside])
+    # An opaque pixel laid over anything gives itself: only translucent ones need solving.
+    opaque = wanted_words[box] >= np.uint32(0xFF000000)
+    layer_words = np.where(inside & opaque, wanted_words[box], np.uint32(0))
+    pixels = layer_words.view(np.uint8).reshape(bottom - top, right - left, 4)
+    translucent = inside & ~opaque
+    if translucent.any():
+        pixels[translucent] = solve_over(current[box][translucent], wanted[box][translucent])
     pixels, x, y = crop_to_paint(pixels, int(left), int(top))
     step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
     composite(current, step)

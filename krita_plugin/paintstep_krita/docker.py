@@ -7,9 +7,8 @@ import shutil
 import tempfile
 import time
 
-from krita import DockWidget, Krita
-
 from . import document
+from .app import DockWidget, active_document, read_setting, when_quitting, write_setting
 from .connection import Connection
 from .managed import ManagedServer
 from .options import OptionsForm
@@ -21,21 +20,13 @@ PREVIEW_NAME = "Paintstep preview"
 
 
 def server_address() -> str:
-    setting = Krita.instance().readSetting("paintstep", "server", "")
+    setting = read_setting("server", "")
     return os.environ.get("PAINTSTEP_SERVER") or setting or DEFAULT_ADDRESS
 
 
 def keys_folder() -> str:
     """CURVE keys for a server on another machine (see `paintstep keys`), or ""."""
-    return os.environ.get("PAINTSTEP_KEYS") or setting("keys", "")
-
-
-def setting(name: str, default: str) -> str:
-    return Krita.instance().readSetting("paintstep", name, default)
-
-
-def remember(name: str, value) -> None:
-    Krita.instance().writeSetting("paintstep", name, str(value))
+    return os.environ.get("PAINTSTEP_KEYS") or read_setting("keys", "")
 
 
 class TargetBox(QtWidgets.QComboBox):
@@ -68,7 +59,7 @@ class TargetBox(QtWidgets.QComboBox):
         return self.invents and self.currentIndex() == 1
 
     def refresh(self) -> None:
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         self.layers = document.paint_layers(doc) if doc is not None else []
         current = self.currentText()
         on_file = self.count() > 1 and self.currentIndex() == self.count() - 1
@@ -98,9 +89,7 @@ class TargetBox(QtWidgets.QComboBox):
         if index < 0:
             return None
         if index < len(self.layers):
-            return document.read_layer(
-                Krita.instance().activeDocument(), self.layers[index][1], canvas
-            )
+            return document.read_layer(active_document(), self.layers[index][1], canvas)
         if not self.path:
             self.path, _ = QtWidgets.QFileDialog.getOpenFileName(
                 self, "Target picture", "", "Pictures (*.png *.jpg *.jpeg *.webp *.tif *.tiff)"
@@ -165,7 +154,7 @@ class PaintstepDocker(DockWidget):
         self.build()
         self.managed = ManagedServer()
         self.retries = 0
-        Krita.instance().notifier().applicationClosing.connect(self.managed.stop)
+        when_quitting(self.managed.stop)
         self.earlier: list = []
         self.connection = None
         self.connect_to(server_address(), keys_folder())
@@ -187,8 +176,8 @@ class PaintstepDocker(DockWidget):
     def on_connect_clicked(self) -> None:
         """The address (and keys) typed in the docker: kept in Krita's settings, used now."""
         address = self.address_edit.text().strip()
-        remember("server", address)
-        remember("keys", self.keys)
+        write_setting("server", address)
+        write_setting("keys", self.keys)
         self.server_label.setText(f"Server: {address} (connecting)")
         self.connect_to(address, self.keys)
 
@@ -222,25 +211,25 @@ class PaintstepDocker(DockWidget):
 
         form = QtWidgets.QFormLayout()
         self.engine = QtWidgets.QComboBox()
-        self.engine.addItem(setting("engine", "strokes"))
+        self.engine.addItem(read_setting("engine", "strokes"))
         self.engine.currentTextChanged.connect(self.on_engine)
         form.addRow("Engine", self.engine)
         self.target_box = TargetBox()
         form.addRow("Target", self.target_box)
-        self.prompt = QtWidgets.QLineEdit(setting("prompt", ""))
+        self.prompt = QtWidgets.QLineEdit(read_setting("prompt", ""))
         self.prompt.setPlaceholderText("What the picture shows (for engines that read it)")
-        self.prompt.textChanged.connect(lambda text: remember("prompt", text))
+        self.prompt.textChanged.connect(lambda text: write_setting("prompt", text))
         self.prompt.setEnabled(False)
         form.addRow("Prompt", self.prompt)
         self.step_count = QtWidgets.QSpinBox()
         self.step_count.setRange(1, 1000)
-        self.step_count.setValue(int(setting("steps", "16")))
-        self.step_count.valueChanged.connect(lambda value: remember("steps", value))
+        self.step_count.setValue(int(read_setting("steps", "16")))
+        self.step_count.valueChanged.connect(lambda value: write_setting("steps", value))
         form.addRow("Steps", self.step_count)
         self.seed = QtWidgets.QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(int(setting("seed", "0")))
-        self.seed.valueChanged.connect(lambda value: remember("seed", value))
+        self.seed.setValue(int(read_setting("seed", "0")))
+        self.seed.valueChanged.connect(lambda value: write_setting("seed", value))
         form.addRow("Seed", self.seed)
         self.from_selection = QtWidgets.QCheckBox("Only the selection")
         form.addRow("", self.from_selection)
@@ -251,7 +240,7 @@ class PaintstepDocker(DockWidget):
         self.options_button.setArrowType(QtCore.Qt.ArrowType.RightArrow)
         self.options_button.toggled.connect(self.show_options)
         form.addRow("", self.options_button)
-        self.options_form = OptionsForm(lambda key: setting(key, ""), remember)
+        self.options_form = OptionsForm(lambda key: read_setting(key, ""), write_setting)
         self.options_form.setVisible(False)
         form.addRow(self.options_form)
 
@@ -329,7 +318,7 @@ class PaintstepDocker(DockWidget):
             self.connection.cancel()
             self.message.setText("Cancelling...")
             return
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         if doc is None:
             self.message.setText("Open a document first: Paintstep paints from its canvas.")
             return
@@ -423,7 +412,7 @@ class PaintstepDocker(DockWidget):
 
     def on_jobs(self, jobs) -> None:
         """The server's jobs for this document: results that stay available after a crash."""
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         key = document_key(doc) if doc is not None else None
         self.earlier = [job for job in jobs if job.get("meta", {}).get("document") == key]
         self.history.clear()
@@ -438,7 +427,7 @@ class PaintstepDocker(DockWidget):
         if self.running or not 0 <= index < len(self.earlier):
             return
         job = self.earlier[index]
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         meta = job.get("meta", {})
         self.canvas = document.Canvas(
             meta.get("x", 0), meta.get("y", 0), job["width"], job["height"], b"", None
@@ -476,7 +465,7 @@ class PaintstepDocker(DockWidget):
         """The prompt and the engine's own finish are offered where the engine takes them."""
         if not name:
             return
-        remember("engine", name)
+        write_setting("engine", name)
         info = self.engines.get(name, {})
         self.prompt.setEnabled(bool(info.get("prompt")))
         self.target_box.set_invents(bool(info.get("invents")))
@@ -511,7 +500,7 @@ class PaintstepDocker(DockWidget):
 
     def apply_layers(self, first: int, last: int):
         """Steps first..last as a new group of layers above the current one."""
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         last = min(last, len(self.steps))
         if doc is None or not self.steps or not 1 <= first <= last:
             return None
@@ -562,7 +551,7 @@ class PaintstepDocker(DockWidget):
 
     def apply_as_frames(self):
         """Frames 1..N on frames 1..N of a new animated layer."""
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         if doc is None or not self.steps or self.canvas is None:
             return None
         folder = tempfile.mkdtemp(prefix="paintstep-frames-")
@@ -593,7 +582,7 @@ class PaintstepDocker(DockWidget):
         """While the slider is held, frame k shows on the canvas at full size in a locked layer
         of its own; the artist's layers stay as they are, and the layer goes away on release,
         so a preview never ends up in a saved file."""
-        doc = Krita.instance().activeDocument()
+        doc = active_document()
         if doc is None or not self.steps or self.canvas is None or self.preview_layer is not None:
             return
         self.preview_layer = document.add_preview(doc, PREVIEW_NAME)
@@ -608,7 +597,7 @@ class PaintstepDocker(DockWidget):
                 bits = image.constBits()
                 bits.setsize(image.sizeInBytes())
                 document.show_preview(
-                    Krita.instance().activeDocument(),
+                    active_document(),
                     self.preview_layer,
                     document.StepPixels(k, 0, 0, image.width(), image.height(), bytes(bits)),
                     (self.canvas.x, self.canvas.y),
@@ -617,5 +606,5 @@ class PaintstepDocker(DockWidget):
 
     def end_preview(self) -> None:
         if self.preview_layer is not None:
-            document.remove_preview(Krita.instance().activeDocument(), self.preview_layer)
+            document.remove_preview(active_document(), self.preview_layer)
             self.preview_layer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-side", type=int, default=8192, help="largest canvas side accepted, px (8192)"
     )
     serve.add_argument(
+        "--diffusion-config",
+        metavar="FILE",
+        help="the diffusion engine's weights list (diffusion.json in the config folder)",
+    )
+    serve.add_argument(
         "--parent-pid",
         type=int,
         metavar="PID",
@@ -207,6 +213,11 @@ def run_serve(args: argparse.Namespace) -> int:
         cache_bytes=int(args.cache_gb * 1024**3),
         keys=Path(args.keys) if args.keys else None,
     )
+    if args.diffusion_config:
+        config = Path(args.diffusion_config).resolve()
+        if not config.is_file():
+            raise PaintError(f"There is no weights list at {config}; see docs/diffusion.md.")
+        os.environ["PAINTSTEP_DIFFUSION_CONFIG"] = str(config)  # read by the engine per job
     logfile = setup_logging(args.verbose)
     server = Server(settings)
     print(f"Paintstep server on {settings.address} (log: {logfile}); Ctrl-C stops it.", flush=True)

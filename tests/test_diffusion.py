@@ -284,8 +284,9 @@ def test_a_diffusion_job_on_the_server_reports_denoising_then_streams_its_steps(
     from paintstep.client import Client, Done, Progress, Step
     from test_server import ServerProcess
 
-    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(weights))
-    server = ServerProcess(tmp_path).start()
+    monkeypatch.delenv("PAINTSTEP_DIFFUSION_CONFIG", raising=False)
+    server = ServerProcess(tmp_path, "--diffusion-config", str(weights)).start()
+    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(weights))  # for the local run below
     try:
         canvas = photo("chelsea", 64)
         request = PaintRequest(canvas, steps=4, complete=True, prompt="a cat", options=FAST)

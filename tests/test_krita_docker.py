@@ -69,6 +69,7 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     # The canvas shows frame 3 while scrubbing (compared by mean colour with its thumbnail).
     assert max(abs(a - b) for a, b in zip(seen["preview_mean"], seen["frame3_mean"])) < 4
     assert "Paintstep preview" not in seen["after_scrubbing"]
+    assert seen["frames_from_kept"] and seen["frames_kept"] <= 5  # 3 checkpoints + the last
     assert seen["after_scrubbing"] == seen["while_scrubbing"][:-1]
     assert seen["active_after"] != "Paintstep preview"
     assert seen["remembered_steps"] == "6"  # settings live in Krita's settings

@@ -150,6 +150,7 @@ class PaintstepDocker(DockWidget):
         self.has_target = False  # frame 0 is the canvas (a target, or the engine finishes it)
         self.engines: dict = {}  # the server's engines by name, from its welcome
         self.preview_layer = None
+        self.kept_frames: dict = {}  # frame k -> QImage: a few checkpoints and the last shown
         self.applying = False
         self.build()
         self.managed = ManagedServer()
@@ -338,6 +339,7 @@ class PaintstepDocker(DockWidget):
         if self.canvas.mask is not None:
             mask = raw_image(self.canvas.mask, self.canvas.width, self.canvas.height, "gray8")
         self.steps, self.job, self.finished = [], "", False
+        self.kept_frames.clear()
         self.connection.prepared.clear()
         self.strip.clear()
         self.slider.setRange(0, 0)
@@ -437,6 +439,7 @@ class PaintstepDocker(DockWidget):
             self.canvas = crop(whole, self.canvas)
         self.has_target = bool(meta.get("target"))
         self.steps, self.job, self.finished = [], job["job"], False
+        self.kept_frames.clear()
         self.connection.prepared.clear()
         self.strip.clear()
         self.slider.setRange(0, 0)
@@ -591,18 +594,35 @@ class PaintstepDocker(DockWidget):
     def update_preview(self, index: int) -> None:
         if self.preview_layer is None or not 1 <= index <= len(self.steps):
             return
-        for k, frame in self.frames():
-            if k == index:
-                image = frame.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
-                bits = image.constBits()
-                bits.setsize(image.sizeInBytes())
-                document.show_preview(
-                    active_document(),
-                    self.preview_layer,
-                    document.StepPixels(k, 0, 0, image.width(), image.height(), bytes(bits)),
-                    (self.canvas.x, self.canvas.y),
-                )
-                return
+        image = self.frame_at(index).convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+        bits = image.constBits()
+        bits.setsize(image.sizeInBytes())
+        document.show_preview(
+            active_document(),
+            self.preview_layer,
+            document.StepPixels(index, 0, 0, image.width(), image.height(), bytes(bits)),
+            (self.canvas.x, self.canvas.y),
+        )
+
+    def frame_at(self, index: int) -> QtGui.QImage:
+        """Frame `index`, composited from the nearest kept frame before it rather than from
+        frame 0: scrubbing one step on draws one layer, not all of them. Every quarter of
+        the process is kept on the way, and the frame last asked for."""
+        every = -(-len(self.steps) // 4)  # at most four checkpoints
+        start = max((k for k in self.kept_frames if k <= index), default=0)
+        frame = self.kept_frames[start].copy() if start else self.start_frame()
+        for step in self.steps[start:index]:
+            painter = QtGui.QPainter(frame)
+            painter.drawImage(step.x, step.y, to_qimage(step.layer))
+            painter.end()
+            if step.index % every == 0 and step.index not in self.kept_frames:
+                self.kept_frames[step.index] = frame.copy()
+        last = [k for k in self.kept_frames if k % every]
+        for k in last:
+            del self.kept_frames[k]  # one frame that is not a checkpoint at most: this one
+        if index % every:
+            self.kept_frames[index] = frame
+        return frame
 
     def end_preview(self) -> None:
         if self.preview_layer is not None:

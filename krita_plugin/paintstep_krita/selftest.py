@@ -205,6 +205,10 @@ def applied() -> None:
     small = bytes(frame3.data)
     result["frame3_mean"] = [sum(small[c::4]) / (len(small) // 4) for c in range(3)]
     docker.slider.sliderReleased.emit()
+    # Scrubbing back and forth, frames built from kept ones are the frames built from frame 0.
+    whole = {k: frame.copy() for k, frame in docker.frames()}
+    result["frames_from_kept"] = all(docker.frame_at(k) == whole[k] for k in (5, 2, 6, 1, 3, 4))
+    result["frames_kept"] = len(docker.kept_frames)
     result["after_scrubbing"] = [node.name() for node in doc.topLevelNodes()]
     result["active_after"] = doc.activeNode().name() if doc.activeNode() else None
     docker.slider.setValue(3)  # the picture for the README: mid-process in the docker

@@ -63,6 +63,11 @@ def main() -> int:
             f"{seen['apply_seconds']:.2f} s on the UI thread, longest UI freeze while Krita "
             f"recomposes {seen['longest_freeze_applying'] * 1000:.0f} ms"
         )
+        start, kept = seen["scrub_from_start_seconds"], seen["scrub_from_kept_seconds"]
+        print(
+            f"  scrubbing through all steps and back: frames from frame 0 {start:.2f} s, from "
+            f"kept frames {kept:.2f} s (ratio {kept / start:.2f})"
+        )
     return 0
 
 

@@ -610,7 +610,12 @@ class PaintstepDocker(DockWidget):
         the process is kept on the way, and the frame last asked for."""
         every = -(-len(self.steps) // 4)  # at most four checkpoints
         start = max((k for k in self.kept_frames if k <= index), default=0)
-        frame = self.kept_frames[start].copy() if start else self.start_frame()
+        if start % every:  # the frame shown last: carried on in place (64 MB at 4096 px)
+            frame = self.kept_frames.pop(start)
+        elif start:
+            frame = self.kept_frames[start].copy()
+        else:
+            frame = self.start_frame()
         for step in self.steps[start:index]:
             painter = QtGui.QPainter(frame)
             painter.drawImage(step.x, step.y, to_qimage(step.layer))

@@ -49,6 +49,7 @@ NEEDS = ("torch", "diffusers", "transformers", "peft")
 # How far (0-1) a generated pixel must move from the model's frame 0 to count as painted.
 CHANGE_FROM, CHANGE_FULL = 0.04, 0.12
 DENOISING_SHARE = 0.9  # of a job's progress, the rest is turning frames into steps
+NO_PAINT = StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))  # a step that paints nothing
 MOST_FRAMES = 24  # ProcessPainter's motion modules encode positions up to 24 frames
 
 
@@ -399,41 +400,44 @@ def steps_from_frames(
     steps = request.steps
     current = start.copy()
     thumbnail = Thumbnail(current)
-    index = 0
-    if steps <= count:
-        chosen = set(np.rint(np.linspace(0, count, steps + 1)[1:]).astype(int) - 1)
-        for j, wanted in enumerate(frames):
-            if j not in chosen:
-                continue
-            if cancel.is_set():
-                return
-            index += 1
-            yield reach(current, wanted, index, thumbnail)
-            report(DENOISING_SHARE + (1 - DENOISING_SHARE) * index / steps, "painting")
-        return
-    shares = np.diff(np.rint(np.linspace(0, steps, count + 1)).astype(int))
-    for wanted, share in zip(frames, shares):
-        for step in painted_between(current, wanted, int(share), request.seed + index):
-            if cancel.is_set():
-                return
-            index += 1
-            step = StepLayer(index, step.x, step.y, step.pixels)
-            composite(current, step)
-            bottom, right = step.y + step.height, step.x + step.width
-            small = thumbnail.update(current, step.x, step.y, right, bottom)
-            yield StepLayer(index, step.x, step.y, step.pixels, small)
-            report(DENOISING_SHARE + (1 - DENOISING_SHARE) * index / steps, "painting")
+
+    def layers() -> Iterator[StepLayer]:
+        """The steps' paint, each made once the step before has been applied to `current`."""
+        if steps <= count:
+            chosen = set(np.rint(np.linspace(0, count, steps + 1)[1:]).astype(int) - 1)
+            for j, wanted in enumerate(frames):
+                if j in chosen and not cancel.is_set():
+                    yield reach(current, wanted)
+            return
+        shares = np.diff(np.rint(np.linspace(0, steps, count + 1)).astype(int))
+        firsts = np.cumsum(shares) - shares  # the steps done before each frame's turn
+        for wanted, share, first in zip(frames, shares, firsts):
+            yield from painted_between(current, wanted, int(share), request.seed + int(first))
+
+    for index, layer in enumerate(layers(), 1):
+        if cancel.is_set():
+            return
+        composite(current, layer)
+        right, bottom = layer.x + layer.width, layer.y + layer.height
+        small = thumbnail.update(current, layer.x, layer.y, right, bottom)
+        yield StepLayer(index, layer.x, layer.y, layer.pixels, small)
+        report(painting_share(index, steps), "painting")
 
 
-def reach(current: np.ndarray, wanted: np.ndarray, index: int, thumbnail: Thumbnail) -> StepLayer:
-    """The step that turns `current` into `wanted` (as far as paint laid over can), applied
-    to `current` in place."""
+def painting_share(done: int, steps: int) -> float:
+    """How far a job is once `done` of its `steps` steps exist (denoising came first)."""
+    return DENOISING_SHARE + (1 - DENOISING_SHARE) * done / steps
+
+
+def reach(current: np.ndarray, wanted: np.ndarray) -> StepLayer:
+    """The paint that turns `current` into `wanted`, as far as paint laid over can (a step
+    without its index, not yet applied)."""
     words = current.view(np.uint32)[..., 0]
     wanted_words = wanted.view(np.uint32)[..., 0]
     differ = words != wanted_words
     rows = np.flatnonzero(differ.any(axis=1))
     if rows.size == 0:
-        return StepLayer(index, 0, 0, np.zeros((0, 0, 4), np.uint8), thumbnail.picture())
+        return NO_PAINT
     cols = np.flatnonzero(differ[rows[0] : rows[-1] + 1].any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     box = (slice(top, bottom), slice(left, right))
@@ -446,10 +450,7 @@ def reach(current: np.ndarray, wanted: np.ndarray, index: int, thumbnail: Thumbn
     if translucent.any():
         pixels[translucent] = solve_over(current[box][translucent], wanted[box][translucent])
     pixels, x, y = crop_to_paint(pixels, int(left), int(top))
-    step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
-    composite(current, step)
-    small = thumbnail.update(current, x, y, x + step.width, y + step.height)
-    return StepLayer(index, x, y, step.pixels, small)
+    return StepLayer(0, x, y, np.ascontiguousarray(pixels))
 
 
 def painted_between(
@@ -462,10 +463,6 @@ def painted_between(
     # Only where the frames differ: elsewhere (the kept region, translucent pixels the next
     # frame leaves as they are) laying the frame over itself would still thicken the paint.
     differ = current.view(np.uint32)[..., 0] != wanted.view(np.uint32)[..., 0]
-    if not differ.any():
-        for _ in range(steps):
-            yield StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))
-        return
     request = PaintRequest(current.copy(), target=wanted, mask=differ, steps=steps, seed=seed)
     done = 0
     try:
@@ -475,7 +472,7 @@ def painted_between(
     except PaintError:  # the frames are the same: nothing to paint
         pass
     for _ in range(done, steps):
-        yield StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))
+        yield NO_PAINT
 
 
 # Light mode -------------------------------------------------------------------------------
@@ -535,4 +532,4 @@ def light_process(
         ) from None
     for step in steps if first is None else itertools.chain([first], steps):
         yield step
-        report(DENOISING_SHARE + (1 - DENOISING_SHARE) * step.index / request.steps, "painting")
+        report(painting_share(step.index, request.steps), "painting")

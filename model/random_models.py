@@ -111,15 +111,13 @@ def text_encoder(size: Size) -> CLIPTextModel:
         hidden_size=size.text_width,
         intermediate_size=size.text_width * 4,
         num_hidden_layers=size.text_layers,
-        num_attention_heads=max(1, size.text_width // 64) if size is FULL else 4,
-        vocab_size=tokenizer().vocab_size if size is TINY else 49408,
+        num_attention_heads=12 if size is FULL else 4,
+        vocab_size=49408 if size is FULL else tokenizer().vocab_size,
         max_position_embeddings=77,
         bos_token_id=0,
         eos_token_id=1,
         pad_token_id=1,
     )
-    if size is FULL:
-        config.num_attention_heads = 12
     return CLIPTextModel(config)
 
 

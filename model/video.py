@@ -264,7 +264,7 @@ class Model:
             report(min(1.0, (i + 1) / expected))
             return tensors
 
-        with GPU, torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # the callers hold GPU
             # The pipelines draw some noise (encoding conditioning frames) from the global
             # generator: seeding it too makes a seed give the same process every time.
             torch.manual_seed(seed)

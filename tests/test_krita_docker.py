@@ -38,18 +38,26 @@ def vendored(tmp_path_factory):
     return plugin_setup.vendor(tmp_path_factory.mktemp("vendor"))
 
 
+def docker_run(tmp_path: Path, vendored: Path, picture, **env: str) -> dict:
+    """Krita's GUI with the plugin in a fresh home, its self-test run on `picture` (saved as
+    picture.png); what the self-test saw."""
+    home = tmp_path / "home"
+    plugin_setup.install(home, vendored)
+    path = tmp_path / "picture.png"
+    Image.fromarray(picture).save(path)
+    return plugin_setup.run_gui(
+        home, tmp_path / "result.json", PAINTSTEP_SELFTEST_PICTURE=str(path), **env
+    )
+
+
 def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendored):
     server = ServerProcess(tmp_path).start()
     try:
-        home = tmp_path / "home"
-        plugin_setup.install(home, vendored)
-        picture = tmp_path / "picture.png"
-        Image.fromarray(photo("coffee", 240)).save(picture)
         shot = tmp_path / "docker.png"
-        seen = plugin_setup.run_gui(
-            home,
-            tmp_path / "result.json",
-            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+        seen = docker_run(
+            tmp_path,
+            vendored,
+            photo("coffee", 240),
             PAINTSTEP_SELFTEST_SCREENSHOT=str(shot),
             PAINTSTEP_SERVER=server.address,
         )
@@ -89,15 +97,11 @@ def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tm
     from paintstep.client import Client, ServerLost
     from test_server import free_port
 
-    home = tmp_path / "home"
-    plugin_setup.install(home, vendored)
-    picture = tmp_path / "picture.png"
-    Image.fromarray(photo("chelsea", 160)).save(picture)
     address = f"tcp://127.0.0.1:{free_port()}"
-    seen = plugin_setup.run_gui(
-        home,
-        tmp_path / "result.json",
-        PAINTSTEP_SELFTEST_PICTURE=str(picture),
+    seen = docker_run(
+        tmp_path,
+        vendored,
+        photo("chelsea", 160),
         PAINTSTEP_SERVER=address,
         PAINTSTEP_SERVE_COMMAND=f"{sys.executable} -m paintstep",
         PAINTSTEP_SELFTEST_MEASURE_ONLY="1",  # generate and apply are what this is about
@@ -116,14 +120,10 @@ def test_the_docker_reaches_a_server_that_needs_keys(tmp_path, vendored):
     make_keys(keys)
     server = ServerProcess(tmp_path, "--keys", str(keys)).start(wait=False)
     try:
-        home = tmp_path / "home"
-        plugin_setup.install(home, vendored)
-        picture = tmp_path / "picture.png"
-        Image.fromarray(photo("coffee", 80)).save(picture)
-        seen = plugin_setup.run_gui(
-            home,
-            tmp_path / "result.json",
-            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+        seen = docker_run(
+            tmp_path,
+            vendored,
+            photo("coffee", 80),
             PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
             PAINTSTEP_SERVER=server.address,
             PAINTSTEP_KEYS=str(keys),
@@ -147,14 +147,10 @@ def test_the_docker_lets_the_diffusion_engine_finish_the_canvas_from_a_prompt(
     monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(diffusion_weights(tmp_path / "weights")))
     server = ServerProcess(tmp_path).start()
     try:
-        home = tmp_path / "home"
-        plugin_setup.install(home, vendored)
-        picture = tmp_path / "picture.png"
-        Image.fromarray(photo("coffee", 96)).save(picture)
-        seen = plugin_setup.run_gui(
-            home,
-            tmp_path / "result.json",
-            PAINTSTEP_SELFTEST_PICTURE=str(picture),
+        seen = docker_run(
+            tmp_path,
+            vendored,
+            photo("coffee", 96),
             PAINTSTEP_SELFTEST_MEASURE_ONLY="1",
             PAINTSTEP_SERVER=server.address,
             PAINTSTEP_SELFTEST_ENGINE="diffusion",

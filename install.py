@@ -32,7 +32,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PLUGIN = "paintstep_krita"
 # Paintstep's modules the plugin carries (they need no numpy, which Krita's Python lacks).
-LIBRARY = ("__init__.py", "client.py", "protocol.py", "keys.py", "errors.py", "paths.py")
+LIBRARY = (
+    "__init__.py",
+    "client.py",
+    "protocol.py",
+    "shared.py",
+    "keys.py",
+    "errors.py",
+    "paths.py",
+)
 VENDORED = ("pyzmq", "msgpack")
 
 

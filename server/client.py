@@ -13,6 +13,7 @@ that says what to do; the server's own refusals raise ServerError.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from . import shared
 from .keys import ClientKeys
 from .protocol import (
     DEFAULT_ADDRESS,
@@ -32,6 +34,7 @@ from .protocol import (
     decode,
     encode,
     image_field,
+    is_loopback,
     new_id,
     read_raw_image,
 )
@@ -113,6 +116,13 @@ class Client:
         self.welcome: dict[str, Any] = {}
         self.last_sent = 0.0
         self.pending: list[Message] = []  # messages that arrived while waiting for another
+        # Shared memory with a server on this machine (docs/protocol.md): the segment images
+        # go out in, the server's segments layers come in through, and how much came that way.
+        self.token = os.urandom(shared.TOKEN_BYTES)
+        self.outbox: shared.Segment | None = None
+        self.inboxes: dict[str, shared.Segment] = {}
+        self.shared_bytes = 0
+        self.wants_shared = keys is None and is_loopback(address) and shared.available()
 
     def __enter__(self) -> Client:
         self.connect()
@@ -123,6 +133,18 @@ class Client:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+        self.drop_shared()
+
+    def drop_shared(self) -> None:
+        """Stop using shared memory (and unmap it); images go as frames from now on."""
+        for segment in [self.outbox, *self.inboxes.values()]:
+            if segment is not None:
+                segment.close()
+        self.outbox, self.inboxes = None, {}
+
+    @property
+    def uses_shared(self) -> bool:
+        return self.outbox is not None
 
     # -- talking ------------------------------------------------------------------------------
 
@@ -183,7 +205,7 @@ class Client:
                 return message
             self.pending.append(message)
 
-    def request(self, message: Message, what: str) -> Message:
+    def ask(self, message: Message, what: str) -> Message:
         ident = self.send(message)
         reply = self.wait_for(lambda m: m.re == ident, what)
         if reply.type == "error":
@@ -195,18 +217,33 @@ class Client:
     def connect(self) -> dict[str, Any]:
         """Say hello; returns the server's welcome (engines, limits)."""
         hello = Message("hello", {"client": "paintstep-client", "protocols": [PROTOCOL_VERSION]})
-        ident = self.send(hello)
-        deadline = self.timeout
+        self.drop_shared()
+        if self.wants_shared:
+            # A segment of our own with our token in it: only a process of the server's own
+            # user can show one, and only then do pixels go through memory.
+            try:
+                shared.sweep()
+                self.outbox = shared.Segment.create(shared.HEADER_BYTES, self.token)
+                hello.content["shared"] = {"name": self.outbox.name, "token": self.token.hex()}
+            except shared.SharedError:
+                self.outbox = None
         reply = None
-        while reply is None:
-            message = self.receive(deadline)
-            if message is None:
-                raise ServerLost(
-                    f"No Paintstep server answers at {self.address}; start one with "
-                    "`paintstep serve` (or check the address and keys)."
-                )
-            if message.re == ident:
-                reply = message
+        try:
+            ident = self.send(hello)
+            while reply is None:
+                message = self.receive(self.timeout)
+                if message is None:
+                    raise ServerLost(
+                        f"No Paintstep server answers at {self.address}; start one with "
+                        "`paintstep serve` (or check the address and keys)."
+                    )
+                if message.re == ident:
+                    reply = message
+        finally:
+            if self.outbox is not None:
+                self.outbox.unlink()  # mapped by the server now, or never: the name can go
+            if reply is None or reply.type == "error" or reply.content.get("shared") is not True:
+                self.drop_shared()
         if reply.type == "error":
             raise ServerError(reply.content.get("code", ""), reply.content.get("message", ""))
         self.welcome = reply.content
@@ -234,9 +271,7 @@ class Client:
         Images are RawImage or numpy arrays: canvas and target RGBA, mask gray (non-zero: paint).
         `complete` (no target): start on the canvas and let the engine invent the rest.
         """
-        buffers: list[Any] = []
         content: dict[str, Any] = {
-            "canvas": image_field(canvas, buffers),
             "steps": int(steps),
             "seed": int(seed),
             "engine": engine,
@@ -244,18 +279,60 @@ class Client:
             "name": name,
             "meta": dict(meta or {}),
         }
-        if target is not None:
-            content["target"] = image_field(target, buffers)
-        if mask is not None:
-            content["mask"] = image_field(mask, buffers)
+        images = {"canvas": canvas, "target": target, "mask": mask}
+        images = {name: image for name, image in images.items() if image is not None}
         if paper is not None:
             content["paper"] = paper
         if prompt:
             content["prompt"] = prompt
         if complete:
             content["complete"] = True
+        if self.uses_shared:
+            try:
+                accepted = self.request(self.with_shared(content, images), "the new job")
+                return self.follow(accepted)
+            except ServerError as error:
+                if error.code != "bad_image":
+                    raise
+                self.drop_shared()  # the server cannot read our memory: frames from now on
+        buffers: list[Any] = []
+        for name, image in images.items():
+            content[name] = image_field(image, buffers)
         accepted = self.request(Message("generate", content, buffers), "the new job")
         return self.follow(accepted)
+
+    def with_shared(self, content: dict[str, Any], images: dict[str, Any]) -> Message:
+        """A generate message whose large images lie in our segment (a larger one if need be);
+        the server copies them out before it answers, so the segment is free again then."""
+        buffers: list[Any] = []
+        fields, place = {}, shared.HEADER_BYTES
+        for name, image in images.items():
+            pixels: list[Any] = []
+            field = image_field(image, pixels)
+            data = pixels[0]
+            if len(data) >= shared.SMALLEST:
+                fields[name] = (field, data, place)
+                place += shared.aligned(len(data))
+            else:
+                content[name] = image_field(image, buffers)
+        if fields and place > self.outbox.size:
+            grown = shared.Segment.create(place, self.token)
+            self.outbox.close()
+            self.outbox = grown
+        for name, (field, data, offset) in fields.items():
+            self.outbox.write(offset, data)
+            del field["buffer"]
+            field["shared"] = {"name": self.outbox.name, "offset": offset}
+            content[name] = field
+            self.shared_bytes += len(data)
+        return Message("generate", content, buffers)
+
+    def request(self, message: Message, what: str) -> Message:
+        try:
+            return self.ask(message, what)
+        finally:
+            if self.outbox is not None:
+                self.outbox.unlink()  # the server has mapped it (or never will)
 
     def generate_request(
         self, request: Any, **kwargs: Any
@@ -318,7 +395,7 @@ class Client:
 
     def read_step(self, message: Message) -> Step:
         content = message.content
-        layer = read_raw_image(content, "layer", message.buffers, self.max_side)
+        layer = read_raw_image(content, "layer", message.buffers, self.max_side, shared=self.take)
         small = read_raw_image(content, "thumbnail", message.buffers, self.max_side)
         if layer is None or small is None:
             raise ServerError("bad_message", "The server sent a step without its pixels.")
@@ -331,3 +408,21 @@ class Client:
             layer,
             small,
         )
+
+    def take(self, place: dict[str, Any], length: int) -> bytes:
+        """Copy a layer out of the server's segment and tell the server that part is free."""
+        name, offset = place.get("name"), place.get("offset")
+        if self.outbox is None:
+            raise ServerError("bad_image", "The server sent a layer through memory unasked.")
+        try:
+            segment = self.inboxes.get(name)
+            if segment is None:
+                segment = self.inboxes[name] = shared.Segment.open(name)
+            data = segment.read(offset, length)
+        except shared.SharedError as error:
+            raise ServerError(
+                "bad_image", f"Cannot read a layer the server shared: {error}."
+            ) from None
+        self.send(Message("release", {"name": name, "offset": offset}))
+        self.shared_bytes += length
+        return data

@@ -105,7 +105,8 @@ class PaintRequest:
                     "The mask is empty, so there is nowhere to paint; mark the region to work "
                     "in with white (or opaque) pixels."
                 )
-        paper_rgba(self.paper, self.canvas)
+        if self.paper is not None:
+            paper_rgba(self.paper, self.canvas)  # a name it cannot read is refused now
         if not isinstance(self.prompt, str) or len(self.prompt) > MAX_PROMPT:
             raise PaintError(f"The prompt must be text of at most {MAX_PROMPT} characters.")
         if not isinstance(self.complete, bool):

@@ -6,10 +6,12 @@ No Qt, no torch, no numpy: the Krita plugin carries this module with it. Images 
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgpack
 
@@ -36,6 +38,7 @@ MESSAGE_TYPES = {
     "delete_job": "client",
     "deleted": "server",
     "heartbeat": "both",
+    "release": "client",
 }
 
 ERROR_CODES = (
@@ -53,6 +56,20 @@ ERROR_CODES = (
 
 IMAGE_FORMATS = {"rgba8": 4, "gray8": 1}
 MAX_HEADER_BYTES = 1 << 20
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a ZeroMQ address can only be reached from this machine."""
+    parts = urlsplit(address)
+    if parts.scheme in ("ipc", "inproc"):
+        return True
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ProtocolError(Exception):
@@ -202,10 +219,13 @@ def read_raw_image(
     buffers: list[Any],
     max_side: int,
     formats: tuple[str, ...] = ("rgba8",),
+    shared: Any = None,
 ) -> RawImage | None:
     """The image `name` of a message's content, over its buffer (no copy), or None.
 
-    The description is checked against the limits before the buffer is touched.
+    The description is checked against the limits before the buffer is touched. An image in
+    shared memory is read by `shared(place, length)` (place: the description's "shared" map),
+    which returns the bytes or raises ProtocolError; without it such an image is refused.
     """
     spec = content.get(name)
     if spec is None:
@@ -213,6 +233,8 @@ def read_raw_image(
     if not isinstance(spec, dict):
         raise ProtocolError("bad_image", f"The {name} must be an image description (a map).")
     width, height, fmt, index = (spec.get(k) for k in ("width", "height", "format", "buffer"))
+    if "shared" in spec and index is None:
+        index = -1  # the pixels are not in a frame
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height, index)):
         raise ProtocolError("bad_image", f"The {name} needs whole-number width, height, buffer.")
     if fmt not in formats:
@@ -224,13 +246,24 @@ def read_raw_image(
             "too_large",
             f"The {name} is {width} x {height} px; this server takes up to {max_side} px a side.",
         )
+    expected = width * height * IMAGE_FORMATS[fmt]
+    if "shared" in spec:
+        if shared is None:
+            raise ProtocolError(
+                "bad_image",
+                f"The {name} lies in shared memory, which was not agreed on this connection; "
+                "send its pixels as a frame.",
+            )
+        place = spec["shared"]
+        if not isinstance(place, dict):
+            raise ProtocolError("bad_image", f"The {name}'s shared place must be a map.")
+        return RawImage(shared(place, expected), width, height, fmt)
     if not 0 <= index < len(buffers):
         raise ProtocolError(
             "bad_image", f"The {name} refers to buffer {index}, which was not sent."
         )
     frame = buffers[index]
     data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame).cast("B")
-    expected = width * height * IMAGE_FORMATS[fmt]
     if len(data) != expected:
         raise ProtocolError(
             "bad_image",
@@ -246,7 +279,8 @@ def read_image(
     buffers: list[Any],
     max_side: int,
     formats: tuple[str, ...] = ("rgba8",),
+    shared: Any = None,
 ) -> Any:
     """As read_raw_image, as a numpy array (or None)."""
-    raw = read_raw_image(content, name, buffers, max_side, formats)
+    raw = read_raw_image(content, name, buffers, max_side, formats, shared)
     return None if raw is None else raw.array()

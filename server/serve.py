@@ -8,7 +8,6 @@ can fetch it again, and a restarted server still lists it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -21,12 +20,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgpack
 import zmq
 
-from . import __version__, paths
+from . import __version__, paths, shared
 from .engines import engine_names, get_engine
 from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
 from .protocol import (
@@ -39,6 +37,7 @@ from .protocol import (
     decode,
     encode,
     image_field,
+    is_loopback,
     read_image,
 )
 from .result import ResultWriter, load_result
@@ -59,6 +58,66 @@ class Settings:
     cache_days: float = 30.0
     cache_bytes: int = 5 * 1024**3
     keys: Path | None = None  # folder made by `paintstep keys`
+
+
+class Peer:
+    """A client on this machine that showed it runs as the server's user: images go through
+    shared memory both ways (docs/protocol.md, "Shared memory")."""
+
+    MOST_RING_BYTES = 1 << 30
+
+    def __init__(self, token: bytes, first: shared.Segment) -> None:
+        self.token = token
+        self.inboxes: dict[str, shared.Segment] = {first.name: first}  # the client's segments
+        self.ring: shared.Ring | None = None  # the server's, for layers going out
+
+    def read(self, place: dict[str, Any], length: int) -> Any:
+        """Pixels the client put in one of its segments (a copy: it reuses the segment)."""
+        name = place.get("name")
+        try:
+            segment = self.inboxes.get(name)
+            if segment is None:
+                segment = shared.Segment.open(name, self.token)
+                for old in list(self.inboxes.values()):  # the client has moved on from them
+                    old.close()
+                self.inboxes = {name: segment}
+            return segment.read(place.get("offset"), length)
+        except shared.SharedError as error:
+            raise ProtocolError(
+                "bad_image",
+                f"Cannot read the image from shared memory ({error}); send it as a frame.",
+            ) from None
+
+    def place(self, data: Any) -> dict[str, Any] | None:
+        """Copy a layer into the ring; where it lies, or None when there is no room now."""
+        size = len(data)
+        if self.ring is not None and not self.ring.busy and self.ring.segment.size < size * 2:
+            self.ring.segment.close()  # grown out of: all released, so nobody needs it
+            self.ring = None
+        if self.ring is None:
+            room = min(max(2 * shared.aligned(size), 8 << 20), self.MOST_RING_BYTES)
+            try:
+                self.ring = shared.Ring(shared.Segment.create(room + shared.HEADER_BYTES))
+            except shared.SharedError as error:
+                log.debug("no shared memory for layers: %s", error)
+                return None
+        offset = self.ring.allocate(size)
+        if offset is None:
+            return None
+        self.ring.segment.write(offset, data)
+        return {"name": self.ring.segment.name, "offset": offset}
+
+    def release(self, name: Any, offset: Any) -> None:
+        if self.ring is not None and name == self.ring.segment.name:
+            self.ring.release(offset)
+            self.ring.segment.unlink()  # the client has it mapped: the name can go
+
+    def close(self) -> None:
+        for segment in self.inboxes.values():
+            segment.close()
+        if self.ring is not None:
+            self.ring.segment.close()
+        self.inboxes, self.ring = {}, None
 
 
 @dataclass
@@ -100,20 +159,6 @@ class Job:
         return self.state in ("finished", "cancelled", "failed", "interrupted")
 
 
-def is_loopback(address: str) -> bool:
-    """Whether a ZeroMQ address can only be reached from this machine."""
-    parts = urlsplit(address)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    host = (parts.hostname or "").strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Server:
     def __init__(self, settings: Settings, context: zmq.Context | None = None) -> None:
         self.settings = settings
@@ -121,6 +166,11 @@ class Server:
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.seen: dict[bytes, float] = {}  # client identity -> when it last spoke
+        self.peers: dict[bytes, Peer] = {}  # clients that share memory with the server
+        # Shared memory only where the socket cannot be reached from another machine.
+        self.shares = shared.available() and is_loopback(settings.address)
+        if self.shares:
+            shared.sweep()
         self.server_id = self.load_server_id()
         self.stopping = threading.Event()
         self.authenticator = None
@@ -279,6 +329,9 @@ class Server:
         self.forward_events()
         self.router.close(linger=0)
         self.events.close(linger=0)
+        for peer in self.peers.values():
+            peer.close()
+        self.peers.clear()
         if self.authenticator is not None:
             self.authenticator.stop()
         log.info("stopped")
@@ -335,6 +388,9 @@ class Server:
         for identity, last in list(self.seen.items()):
             if now - last > silence:
                 del self.seen[identity]
+                peer = self.peers.pop(identity, None)
+                if peer is not None:
+                    peer.close()
                 for job in self.jobs.values():
                     job.subscribers.discard(identity)
                 log.info("client %s is gone", identity.hex())
@@ -372,17 +428,43 @@ class Server:
                 "max_message_bytes": self.max_message_bytes(),
             },
             "heartbeat": HEARTBEAT_SECONDS,
+            "shared": self.share_with(identity, message.content.get("shared")),
         }
         self.send(identity, Message("welcome", content, re=message.id))
+
+    def share_with(self, identity: bytes, offer: Any) -> bool:
+        """Whether a client's offer of shared memory holds: its segment is of our user, and
+        nobody else's to read, and holds the token it sent."""
+        old = self.peers.pop(identity, None)
+        if old is not None:
+            old.close()
+        if not self.shares or not isinstance(offer, dict):
+            return False
+        try:
+            token = bytes.fromhex(offer.get("token", ""))
+            if len(token) != shared.TOKEN_BYTES:
+                return False
+            self.peers[identity] = Peer(token, shared.Segment.open(offer.get("name"), token))
+        except (ValueError, TypeError) as error:
+            log.debug("client %s offered shared memory that fails: %s", identity.hex(), error)
+            return False
+        return True
+
+    def on_release(self, identity: bytes, message: Message) -> None:
+        peer = self.peers.get(identity)
+        if peer is not None:
+            peer.release(message.content.get("name"), message.content.get("offset"))
 
     def on_generate(self, identity: bytes, message: Message) -> None:
         content = message.content
         side = self.settings.max_side
-        canvas = read_image(content, "canvas", message.buffers, side)
+        peer = self.peers.get(identity)
+        memory = None if peer is None else peer.read
+        canvas = read_image(content, "canvas", message.buffers, side, shared=memory)
         if canvas is None:
             raise ProtocolError("bad_message", "A generate message needs a canvas.")
-        target = read_image(content, "target", message.buffers, side)
-        mask = read_image(content, "mask", message.buffers, side, ("gray8",))
+        target = read_image(content, "target", message.buffers, side, shared=memory)
+        mask = read_image(content, "mask", message.buffers, side, ("gray8",), memory)
         engine_name = content.get("engine", "strokes")
         if not isinstance(engine_name, str):
             raise ProtocolError("bad_message", "The engine must be a name.")
@@ -477,11 +559,11 @@ class Server:
         self.send(identity, Message("accepted", state, buffers, re=message.id, job=job.id))
         for index in range(1, job.steps_done + 1):
             if index in job.recent:
-                self.router.send_multipart([identity, *job.recent[index]], copy=False)
+                self.deliver(identity, job.recent[index])
             elif result is not None:
                 step = result.layer(index)
                 step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
-                self.send(identity, self.step_message(job, step))
+                self.deliver(identity, encode(self.step_message(job, step)))
         if job.ended:
             self.send(identity, self.done_message(job))
         else:
@@ -496,6 +578,24 @@ class Server:
         else:
             job.deleting = True
         self.send(identity, Message("deleted", {}, re=message.id, job=job.id))
+
+    def deliver(self, identity: bytes, frames: list[Any]) -> None:
+        """Send an encoded message to a client; a step's large layer through shared memory
+        where that client shares it and there is room."""
+        peer = self.peers.get(identity)
+        if peer is not None and len(frames) > 1 and len(frames[1]) >= shared.SMALLEST:
+            header = msgpack.unpackb(frames[0], raw=False)
+            layer = header.get("content", {}).get("layer")
+            if header.get("type") == "step" and layer and layer.get("buffer") == 0:
+                place = peer.place(frames[1])
+                if place is not None:
+                    layer.pop("buffer")
+                    layer["shared"] = place
+                    frames = [msgpack.packb(header, use_bin_type=True), b"", *frames[2:]]
+        try:
+            self.router.send_multipart([identity, *frames], copy=False)
+        except zmq.ZMQError as error:  # a full queue to a client that stopped reading
+            log.debug("could not send to %s: %s", identity.hex(), error)
 
     def step_message(self, job: Job, step: StepLayer) -> Message:
         buffers: list[Any] = []
@@ -537,7 +637,7 @@ class Server:
                 for index in [k for k in job.recent if k <= job.stored]:
                     del job.recent[index]
             for identity in list(job.subscribers):
-                self.router.send_multipart([identity, *payload], copy=False)
+                self.deliver(identity, payload)
             if job.ended and job.deleting:
                 self.remove(job)
             elif job.ended:

@@ -63,6 +63,10 @@ def main() -> int:
             f"{seen['apply_seconds']:.2f} s on the UI thread, longest UI freeze while Krita "
             f"recomposes {seen['longest_freeze_applying'] * 1000:.0f} ms"
         )
+        print(
+            f"  freezes of 0.2 s or more after pressing apply (at s, for s): "
+            f"{seen['freezes_applying']}"
+        )
         start, kept = seen["scrub_from_start_seconds"], seen["scrub_from_kept_seconds"]
         print(
             f"  scrubbing through all steps and back: frames from frame 0 {start:.2f} s, from "

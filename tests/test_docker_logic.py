@@ -184,6 +184,14 @@ def test_a_server_that_dies_mid_job_is_reported_and_the_steps_so_far_stay(tmp_pa
     assert result["button"] == "Generate" and result["steps_kept"] >= 1
 
 
+def test_cancel_stops_the_job_and_keeps_the_steps_so_far(tmp_path, server):
+    result, _ = drive(tmp_path, "cancel_midway", photo("astronaut", 1024), server.address, steps=64)
+    assert result["got_a_step"] and result["button_while_running"] == "Cancel"
+    assert result["stopped"] and "cancelled" in result["message"]
+    assert 1 <= result["steps_kept"] < 64
+    assert result["button"] == "Generate" and result["apply_enabled"]
+
+
 def test_earlier_results_of_the_document_come_back_from_the_server(tmp_path, server):
     result, arrays = drive(
         tmp_path, "earlier_results", photo("astronaut", 64), server.address, steps=4

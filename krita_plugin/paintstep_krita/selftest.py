@@ -86,10 +86,13 @@ class Stopwatch:
         self.timer.timeout.connect(self.tick)
         self.last = time.monotonic()
         self.longest = 0.0
+        self.freezes: list = []
 
     def tick(self) -> None:
         now = time.monotonic()
         self.longest = max(self.longest, now - self.last)
+        if now - self.last >= 0.2:
+            self.freezes.append((self.last, now - self.last))  # when it began, how long
         self.last = now
 
     def start(self) -> None:
@@ -319,6 +322,12 @@ def frames_and_file_target() -> None:
 
 def measured() -> None:
     result["longest_freeze_applying"] = state["stopwatch"].longest
+    # Freezes of 0.2 s or more from pressing apply on: (seconds after it, how long).
+    result["freezes_applying"] = [
+        (round(began - state["applied_at"], 2), round(length, 2))
+        for began, length in state["stopwatch"].freezes
+        if began >= state["applied_at"]
+    ]
     state["stopwatch"].timer.stop()
     # Building the frames a scrub through every step shows, forward then back: from frame 0
     # each time (as the docker did) and from the frames it keeps.

@@ -208,6 +208,20 @@ def server_dies(spec: dict) -> None:
     result["steps_kept"] = len(docker.steps)
 
 
+def cancel_midway(spec: dict) -> None:
+    open_document(spec)
+    docker = new_docker()
+    generate(docker, spec["steps"], finish=False)
+    result["got_a_step"] = wait(lambda: len(docker.steps) >= 1, 30)
+    result["button_while_running"] = docker.generate_button.text()
+    docker.generate_button.click()
+    result["stopped"] = wait(lambda: not docker.running, 30)
+    result["message"] = docker.message.text()
+    result["button"] = docker.generate_button.text()
+    result["steps_kept"] = len(docker.steps)
+    result["apply_enabled"] = docker.apply_all.isEnabled()
+
+
 def earlier_results(spec: dict) -> None:
     open_document(spec)
     docker = new_docker()

@@ -142,11 +142,24 @@ def add_frames(document, files: list[str], first_frame: int, name: str):
 
     Krita's importAnimation needs an open window, and puts the layer at the top of the stack.
     """
-    document.waitForDone()  # Krita's timeline can crash when frames come in mid-update
+    settle(document)  # Krita's timeline can crash when frames come in mid-update
     before = {node.uniqueId() for node in document.topLevelNodes()}
     if not document.importAnimation(files, first_frame, 1):
         raise UnsupportedDocument("Krita could not import the frames as an animation.")
+    # Krita 5.1 tells its layer and timeline models of the new layer by a queued signal:
+    # renaming it before that signal has run crashed Krita's timeline (a segfault, under load).
+    settle(document)
     added = [node for node in document.topLevelNodes() if node.uniqueId() not in before]
     layer = added[-1]
     layer.setName(name)
     return layer
+
+
+def settle(document) -> None:
+    """Let Krita finish what it has queued: the image's work, then the UI's queued signals."""
+    from .qt import QtWidgets
+
+    document.waitForDone()
+    for _ in range(3):
+        QtWidgets.QApplication.processEvents()
+    document.waitForDone()

@@ -305,7 +305,8 @@ def wait_earlier() -> None:
 def frames_and_file_target() -> None:
     docker = state["docker"]
     if os.environ.get("PAINTSTEP_SELFTEST_FRAMES"):
-        # Krita 5.1.5's timeline crashed once in importAnimation here under load: opt-in.
+        # Opt-in: Krita 5.1.5's timeline model (even hidden) segfaults in importAnimation here
+        # in about one run in three when the machine is busy (see manual.html).
         layer = docker.apply_as_frames()
         result["frames_layer"] = [layer.name(), bool(layer.animated())] if layer else None
     # A picture file as the target stays chosen for the next Generate too.

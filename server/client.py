@@ -205,7 +205,7 @@ class Client:
                 return message
             self.pending.append(message)
 
-    def ask(self, message: Message, what: str) -> Message:
+    def request(self, message: Message, what: str) -> Message:
         ident = self.send(message)
         reply = self.wait_for(lambda m: m.re == ident, what)
         if reply.type == "error":
@@ -290,11 +290,15 @@ class Client:
         if self.uses_shared:
             try:
                 accepted = self.request(self.with_shared(content, images), "the new job")
-                return self.follow(accepted)
             except ServerError as error:
                 if error.code != "bad_image":
                     raise
                 self.drop_shared()  # the server cannot read our memory: frames from now on
+            else:
+                return self.follow(accepted)
+            finally:
+                if self.outbox is not None:
+                    self.outbox.unlink()  # the server has mapped it (or never will)
         buffers: list[Any] = []
         for name, image in images.items():
             content[name] = image_field(image, buffers)
@@ -305,34 +309,27 @@ class Client:
         """A generate message whose large images lie in our segment (a larger one if need be);
         the server copies them out before it answers, so the segment is free again then."""
         buffers: list[Any] = []
-        fields, place = {}, shared.HEADER_BYTES
+        fields, place = [], shared.HEADER_BYTES
         for name, image in images.items():
             pixels: list[Any] = []
-            field = image_field(image, pixels)
+            field = content[name] = image_field(image, pixels)
             data = pixels[0]
             if len(data) >= shared.SMALLEST:
-                fields[name] = (field, data, place)
+                fields.append((field, data, place))
                 place += shared.aligned(len(data))
             else:
-                content[name] = image_field(image, buffers)
+                field["buffer"] = len(buffers)
+                buffers.append(data)
         if fields and place > self.outbox.size:
             grown = shared.Segment.create(place, self.token)
             self.outbox.close()
             self.outbox = grown
-        for name, (field, data, offset) in fields.items():
+        for field, data, offset in fields:
             self.outbox.write(offset, data)
             del field["buffer"]
             field["shared"] = {"name": self.outbox.name, "offset": offset}
-            content[name] = field
             self.shared_bytes += len(data)
         return Message("generate", content, buffers)
-
-    def request(self, message: Message, what: str) -> Message:
-        try:
-            return self.ask(message, what)
-        finally:
-            if self.outbox is not None:
-                self.outbox.unlink()  # the server has mapped it (or never will)
 
     def generate_request(
         self, request: Any, **kwargs: Any
@@ -417,7 +414,11 @@ class Client:
         try:
             segment = self.inboxes.get(name)
             if segment is None:
-                segment = self.inboxes[name] = shared.Segment.open(name)
+                segment = shared.Segment.open(name)
+                # The server moves to a new segment only once all of the old one is released.
+                for old in self.inboxes.values():
+                    old.close()
+                self.inboxes = {name: segment}
             data = segment.read(offset, length)
         except shared.SharedError as error:
             raise ServerError(

@@ -70,6 +70,7 @@ class Peer:
         self.token = token
         self.inboxes: dict[str, shared.Segment] = {first.name: first}  # the client's segments
         self.ring: shared.Ring | None = None  # the server's, for layers going out
+        self.largest = 0  # bytes: the largest layer this client was sent
 
     def read(self, place: dict[str, Any], length: int) -> Any:
         """Pixels the client put in one of its segments (a copy: it reuses the segment)."""
@@ -91,11 +92,13 @@ class Peer:
     def place(self, data: Any) -> dict[str, Any] | None:
         """Copy a layer into the ring; where it lies, or None when there is no room now."""
         size = len(data)
-        if self.ring is not None and not self.ring.busy and self.ring.segment.size < size * 2:
+        self.largest = max(self.largest, size)
+        # Room for two of the largest layers yet: one being read while the next is written.
+        room = min(max(2 * shared.aligned(self.largest), 8 << 20), self.MOST_RING_BYTES)
+        if self.ring is not None and not self.ring.busy and self.ring.segment.size < room:
             self.ring.segment.close()  # grown out of: all released, so nobody needs it
             self.ring = None
         if self.ring is None:
-            room = min(max(2 * shared.aligned(size), 8 << 20), self.MOST_RING_BYTES)
             try:
                 self.ring = shared.Ring(shared.Segment.create(room + shared.HEADER_BYTES))
             except shared.SharedError as error:
@@ -367,10 +370,7 @@ class Server:
                 )
 
     def send(self, identity: bytes, message: Message) -> None:
-        try:
-            self.router.send_multipart([identity, *encode(message)], copy=False)
-        except zmq.ZMQError as error:  # a full queue to a client that stopped reading
-            log.debug("could not send to %s: %s", identity.hex(), error)
+        self.deliver(identity, encode(message))
 
     def send_error(
         self,

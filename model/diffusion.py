@@ -116,7 +116,7 @@ class DiffusionEngine(Engine):
         if missing:
             return (
                 f"The diffusion engine needs {', '.join(missing)}, which are not installed: run "
-                "`python install.py --diffusion`, or `pip install 'paintstep[diffusion]'`."
+                "`python3 install.py --diffusion`, or `pip install 'paintstep[diffusion]'`."
             )
         return None
 

@@ -114,14 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keys", metavar="DIR", help="CURVE keys folder made by `paintstep keys`")
     serve.add_argument("--cache-dir", metavar="DIR", help="where jobs are kept (user cache)")
     serve.add_argument(
-        "--cache-days", type=float, default=30, help="remove jobs older than this (30)"
+        "--cache-days",
+        type=float,
+        default=30,
+        metavar="DAYS",
+        help="remove jobs older than this (30)",
     )
     serve.add_argument(
-        "--cache-gb", type=float, default=5, help="keep the job cache under this size (5)"
+        "--cache-gb",
+        type=float,
+        default=5,
+        metavar="GB",
+        help="keep the job cache under this size (5)",
     )
-    serve.add_argument("--workers", type=int, default=1, help="jobs painted at once (1)")
     serve.add_argument(
-        "--max-side", type=int, default=8192, help="largest canvas side accepted, px (8192)"
+        "--workers", type=int, default=1, metavar="N", help="jobs painted at once (1)"
+    )
+    serve.add_argument(
+        "--max-side",
+        type=int,
+        default=8192,
+        metavar="PX",
+        help="largest canvas side accepted, px (8192)",
     )
     serve.add_argument(
         "--diffusion-config",

@@ -121,6 +121,7 @@ class Client:
         self.token = os.urandom(shared.TOKEN_BYTES)
         self.outbox: shared.Segment | None = None
         self.inboxes: dict[str, shared.Segment] = {}
+        self.agreed = False  # the server's welcome agreed to share memory
         self.shared_bytes = 0
         self.wants_shared = keys is None and is_loopback(address) and shared.available()
 
@@ -136,14 +137,22 @@ class Client:
         self.drop_shared()
 
     def drop_shared(self) -> None:
-        """Stop using shared memory (and unmap it); images go as frames from now on."""
-        for segment in [self.outbox, *self.inboxes.values()]:
-            if segment is not None:
-                segment.close()
-        self.outbox, self.inboxes = None, {}
+        """Stop sharing memory both ways (and unmap it)."""
+        self.stop_sending_shared()
+        for segment in self.inboxes.values():
+            segment.close()
+        self.inboxes, self.agreed = {}, False
+
+    def stop_sending_shared(self) -> None:
+        """Send images as frames from now on. Layers the server puts in its own memory are
+        still read: that needs no room here."""
+        if self.outbox is not None:
+            self.outbox.close()
+        self.outbox = None
 
     @property
     def uses_shared(self) -> bool:
+        """Whether images go out through shared memory."""
         return self.outbox is not None
 
     # -- talking ------------------------------------------------------------------------------
@@ -244,6 +253,8 @@ class Client:
                 self.outbox.unlink()  # mapped by the server now, or never: the name can go
             if reply is None or reply.type == "error" or reply.content.get("shared") is not True:
                 self.drop_shared()
+            else:
+                self.agreed = True
         if reply.type == "error":
             raise ServerError(reply.content.get("code", ""), reply.content.get("message", ""))
         self.welcome = reply.content
@@ -289,7 +300,12 @@ class Client:
             content["complete"] = True
         if self.uses_shared:
             try:
-                accepted = self.request(self.with_shared(content, images), "the new job")
+                message = self.with_shared(content, images)
+            except shared.SharedError:  # no room in /dev/shm for this canvas: frames
+                self.stop_sending_shared()
+        if self.uses_shared:
+            try:
+                accepted = self.request(message, "the new job")
             except ServerError as error:
                 if error.code != "bad_image":
                     raise
@@ -409,7 +425,7 @@ class Client:
     def take(self, place: dict[str, Any], length: int) -> bytes:
         """Copy a layer out of the server's segment and tell the server that part is free."""
         name, offset = place.get("name"), place.get("offset")
-        if self.outbox is None:
+        if not self.agreed:
             raise ServerError("bad_image", "The server sent a layer through memory unasked.")
         try:
             segment = self.inboxes.get(name)

@@ -60,11 +60,17 @@ class Segment:
         except OSError as error:
             raise SharedError(f"cannot make {path}: {error.strerror}") from None
         try:
-            os.ftruncate(fd, size)
+            # Reserve the memory now: a /dev/shm too small for it (64 MB in a default Docker
+            # container) then fails here, where a file only truncated to size would kill the
+            # process with SIGBUS on the first write past what is free.
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, size)
+            else:
+                os.ftruncate(fd, size)
             mapping = mmap.mmap(fd, size)
         except OSError as error:
             os.unlink(path)
-            raise SharedError(f"cannot map {path}: {error.strerror}") from None
+            raise SharedError(f"cannot make room in {path}: {error.strerror}") from None
         finally:
             os.close(fd)
         mapping[: len(token)] = token

@@ -150,3 +150,24 @@ def test_steps_fetched_again_come_through_memory_too(server):
         assert other.shared_bytes > 0
     assert [s.bbox for s in again] == [s.bbox for s in steps]
     assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again, steps))
+
+
+def test_with_no_room_in_dev_shm_the_canvas_goes_as_a_frame(server, monkeypatch):
+    request = PaintRequest(photo("astronaut", SIZE), steps=2, seed=0)
+    with Client(server.address) as client:
+        assert client.uses_shared
+
+        def no_room(*args, **kwargs):
+            raise shared.SharedError("cannot make room: No space left on device")
+
+        # The canvas needs a larger segment than the one made at hello, and there is no room.
+        monkeypatch.setattr(shared.Segment, "create", no_room)
+        _, steps = run_job(client, request)
+        through_memory = client.shared_bytes
+        assert not client.uses_shared
+    local = list(get_engine("strokes").paint(request))
+    assert len(steps) == 2
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, local))
+    # The layers still came through the server's memory (that needs no room here).
+    big_layers = sum(s.pixels.nbytes for s in local if s.pixels.nbytes >= shared.SMALLEST)
+    assert through_memory == big_layers > 0

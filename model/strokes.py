@@ -98,7 +98,9 @@ def paint_process(
     frame = request.first_frame()
     # The target is laid over the canvas: where it is transparent, the canvas shows. (Paint only
     # adds, so it could not take opacity away there anyway.)
-    goal = blend_over(frame, request.goal)
+    goal = request.goal
+    if goal[..., 3].min() < 255:  # an opaque target is itself over anything: no copy needed
+        goal = blend_over(frame, goal)
     paintable = paintable_region(frame, goal, request.mask, settings.tolerance)
     if not paintable.any():
         if request.target is None:

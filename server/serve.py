@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import shutil
-import sys
 import threading
 import time
 import uuid
@@ -740,39 +738,12 @@ class Server:
             )
 
 
-def process_alive(pid: int) -> bool:
-    """Whether the process `pid` still runs (a zombie counts as ended)."""
-    if sys.platform == "win32":
-        import ctypes
-
-        kernel = ctypes.windll.kernel32
-        kernel.OpenProcess.restype = ctypes.c_void_p  # a HANDLE, not an int that may overflow
-        handle = kernel.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
-        if not handle:
-            return False
-        try:
-            return kernel.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT: running
-        finally:
-            kernel.CloseHandle(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a parent that died but was not yet reaped
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def watch_parent(pid: int, stop, every: float = 1.0) -> threading.Thread:
     """Call `stop` once process `pid` has ended: a server that Krita started must not outlive
     a Krita that crashed (a Krita that quits stops it itself)."""
 
     def watch() -> None:
-        while process_alive(pid):
+        while shared.process_alive(pid):
             time.sleep(every)
         log.info("process %d, which started this server, has ended: stopping", pid)
         stop()

@@ -1,7 +1,8 @@
 """Pixels through shared memory between a client and a server on one machine (docs/protocol.md,
 "Shared memory"): one copy into a mapped file and one out, instead of a socket's several.
 
-No numpy, no Qt: the Krita plugin carries this module with the client.
+No Qt, and numpy only where it is around: the Krita plugin carries this module with the
+client.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import mmap
 import os
 import re
 import stat
+import sys
 from collections import OrderedDict
 
 try:  # Krita's Python has no numpy: then pixels are copied into bytes
@@ -189,7 +191,10 @@ def sweep() -> int:
     removed = 0
     for name in names:
         match = NAME.fullmatch(name)
-        if match is None or alive(int(match.group(1))):
+        try:
+            if match is None or process_alive(int(match.group(1))):
+                continue
+        except OverflowError:  # no process has such a pid: not a name Paintstep made
             continue
         try:
             os.unlink(os.path.join(FOLDER, name))
@@ -199,11 +204,28 @@ def sweep() -> int:
     return removed
 
 
-def alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process `pid` still runs (a zombie counts as ended)."""
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel = ctypes.windll.kernel32
+        kernel.OpenProcess.restype = ctypes.c_void_p  # a HANDLE, not an int that may overflow
+        handle = kernel.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+        if not handle:
+            return False
+        try:
+            return kernel.WaitForSingleObject(handle, 0) == 0x102  # WAIT_TIMEOUT: running
+        finally:
+            kernel.CloseHandle(handle)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except PermissionError:
         return True
-    return True
+    try:  # a parent that died but was not yet reaped
+        with open(f"/proc/{pid}/stat") as status:
+            return status.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -127,7 +127,7 @@ def test_a_restarted_server_gets_frames_from_a_client_that_shared_with_the_old_o
 
 def test_segments_left_by_processes_that_died_are_swept_away(server):
     dead = 2**22 + 12345  # above Linux's default pid_max
-    assert not shared.alive(dead)
+    assert not shared.process_alive(dead)
     left = Path(shared.FOLDER) / f"paintstep-{dead}-{os.urandom(8).hex()}"
     left.write_bytes(b"\0" * 64)
     mine = shared.Segment.create(shared.HEADER_BYTES)

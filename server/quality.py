@@ -11,6 +11,8 @@ from PIL import Image, ImageFilter
 
 def on_white(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 3) float64 colours of straight RGBA shown over white paper."""
+    if np.all(rgba[..., 3] == 255):
+        return rgba[..., :3].astype(np.float64)
     alpha = rgba[..., 3:].astype(np.float64) / 255.0
     return rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
 
@@ -47,3 +49,102 @@ def detail_error(frame: np.ndarray, target: np.ndarray) -> float:
 def changed_fraction(before: np.ndarray, after: np.ndarray) -> float:
     """Share of the canvas's pixels that differ between two frames."""
     return float(np.any(before != after, axis=2).mean())
+
+
+TOLERANCE = 4  # levels (0-255) within which a pixel counts as on its goal, as the engine's
+JUMP = 24  # levels a pixel must move in one step for the change to be seen as a jump
+
+
+def colour_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Largest difference in levels between two RGBA pictures (or pixel lists), per pixel:
+    over the colours as shown on white paper, and over alpha (a hole is not white paint)."""
+    colours = np.abs(on_white(a) - on_white(b)).max(axis=-1)
+    alpha = np.abs(a[..., 3].astype(np.int16) - b[..., 3].astype(np.int16))
+    return np.maximum(colours, alpha)
+
+
+def finished_region(
+    start: np.ndarray, target: np.ndarray, tolerance: int = TOLERANCE
+) -> np.ndarray:
+    """(H, W) bool: the finished parts, where the start is already the target to within
+    `tolerance` levels; a match smaller than 3 x 3 px (a blur crossing the target's colour,
+    a white star on white paper) is a coincidence, not a part, and is left out."""
+    close = colour_difference(start, target) <= tolerance
+    return neighbours(neighbours(close, np.logical_and), np.logical_or)
+
+
+def neighbours(image: np.ndarray, combine) -> np.ndarray:
+    """(H, W) bool: each pixel combined with its 3 x 3 neighbours (edges repeated) by
+    `combine`: np.logical_and shrinks true areas by a pixel, np.logical_or grows them."""
+    out = image.copy()
+    for axis in (0, 1):
+        padded = np.concatenate([out.take([0], axis), out, out.take([-1], axis)], axis=axis)
+        size = out.shape[axis]
+        out = combine(
+            combine(padded.take(range(0, size), axis), padded.take(range(1, size + 1), axis)),
+            padded.take(range(2, size + 2), axis),
+        )
+    return out
+
+
+def kept_changed(start: np.ndarray, final: np.ndarray, finished: np.ndarray) -> float:
+    """Share of the `finished` pixels whose final frame differs from the start in any
+    channel (0 when nothing is finished): how much of what was done the process touched."""
+    if not finished.any():
+        return 0.0
+    return float(np.any(final[finished] != start[finished], axis=1).mean())
+
+
+def paste_counts(
+    before: np.ndarray, after: np.ndarray, final: np.ndarray, tolerance: int = TOLERANCE
+) -> tuple[int, int]:
+    """(visible exact jumps, changed pixels) of one step from `before` to `after`.
+
+    A pixel is changed when any RGBA channel differs. It is a visible exact jump when, as shown
+    on white, it moves more than JUMP levels (largest channel) and lands within `tolerance` of
+    the `final` frame: paint that arrives at the finish in one go, a photo pasted in.
+    """
+    changed = np.any(before != after, axis=2)
+    if not changed.any():
+        return 0, 0
+    now = on_white(after[changed])
+    moved = np.abs(now - on_white(before[changed])).max(axis=1)
+    landed = np.abs(now - on_white(final[changed])).max(axis=1)
+    return int(np.count_nonzero((moved > JUMP) & (landed <= tolerance))), int(changed.sum())
+
+
+def paste_shares(shown: list[np.ndarray]) -> tuple[list[float], float]:
+    """For frames 0..N: each step's share of its changed pixels that are visible exact jumps
+    to frame N (paste_counts), and the share over the whole process (all jumps over all
+    changed pixels). A step that changes nothing has share 0."""
+    counts = [paste_counts(a, b, shown[-1]) for a, b in zip(shown, shown[1:])]
+    per_step = [jumps / changed if changed else 0.0 for jumps, changed in counts]
+    changed = sum(c for _, c in counts)
+    return per_step, sum(j for j, _ in counts) / changed if changed else 0.0
+
+
+def paper_share(
+    start: np.ndarray, frame: np.ndarray, target: np.ndarray, tolerance: int = TOLERANCE
+) -> float:
+    """Share of the paintable area (where the start is more than `tolerance` from the
+    target) whose pixel in `frame` is still exactly the start's: paper not yet painted."""
+    paintable = colour_difference(start, target) > tolerance
+    if not paintable.any():
+        return 0.0
+    untouched = np.all(frame[paintable] == start[paintable], axis=1)
+    return float(untouched.mean())
+
+
+def visible_change(before: np.ndarray, after: np.ndarray) -> float:
+    """Mean colour change in levels of one step, over every pixel and channel as shown on
+    white: what a viewer sees move, whatever the amount of paint."""
+    changed = np.any(before != after, axis=2)
+    moved = np.abs(on_white(after[changed]) - on_white(before[changed])).sum()
+    return float(moved / (changed.size * 3))
+
+
+def change_spread(changes: list[float]) -> float:
+    """The smallest step's visible change over the median step's (1 when every step shows
+    the same progress, 0 when a step shows none)."""
+    middle = float(np.median(changes))
+    return min(changes) / middle if middle > 0 else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import TextIO
 from . import __version__
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import fit_to, load_mask, load_rgba
-from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer, composite
+from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
 from .protocol import DEFAULT_PORT
 from .result import ResultWriter, check_folder
 
@@ -365,10 +366,10 @@ def run_paint(args: argparse.Namespace) -> int:
     try:
         for step in steps:
             # The folder is written from the first step on, so a request the engine refuses
-            # leaves nothing behind.
-            writer = writer or ResultWriter(out, frame, info)
-            composite(frame, step)
-            writer.add(step, frame)
+            # leaves nothing behind. The writer encodes on its own thread while the engine
+            # paints the next step, and composites the frames there too.
+            writer = writer or ResultWriter(out, frame, info, background=True)
+            writer.add(step)
             progress.update(step.index)
         progress.update(request.steps, "writing the animation")
         writer.finish()
@@ -384,6 +385,12 @@ def run_paint(args: argparse.Namespace) -> int:
         else:
             print("paintstep: stopped before the first step; nothing was written.", file=sys.stderr)
         return 130
+    except PaintError as error:
+        progress.close()
+        if writer is not None:
+            with contextlib.suppress(OSError):  # a full disk may refuse the manifest too
+                writer.end("failed", str(error))
+        raise
     progress.close()
     if not args.quiet:
         seconds = time.perf_counter() - began

@@ -1,35 +1,45 @@
 """A result folder: the process on disk, as `paintstep paint` writes it and the viewer reads it.
 
     manifest.json        what the folder holds; "complete" is true only once every step is in
-    frames/frame_0000.png    frame 0 (the start) .. frame N, full size
+    frames/frame_0000.png    frame 0 (the start) .. frame N, full size (or some of them)
     layers/step_0001.png     step k's layer; its place on the canvas is in the manifest
     thumbs/thumb_0001.png    frame k, small
     process.gif, process.mp4 the process as an animation
 
 The manifest is rewritten (atomically) after every step, so a folder that is still being written,
 or whose writer died, says so: "state" is "running" until it is "finished", "cancelled" or
-"failed". A lean folder (the server's job cache) keeps frame 0, the layers and the thumbnails
-only; its frames are rebuilt from the layers when read.
+"failed". "outputs" says what was asked for. A frame that was not written is rebuilt from the
+nearest one before it and the layers in between. A lean folder (the server's job cache) keeps
+frame 0, the layers and the thumbnails only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
+import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .animation import GifStream, Mp4Stream, animation_frame, timing, write_gif, write_mp4
 from .process import PaintError, StepLayer, composite, thumbnail
+
+__all__ = ["Result", "ResultWriter", "load_result", "animation_frame", "timing"]
+__all__ += ["write_gif", "write_mp4"]  # the animations' home is paintstep.animation
 
 FORMAT = "paintstep-result"
 FORMAT_VERSION = 1
-ANIMATION_SIDE = 768  # longer side of the GIF and MP4
+OUTPUTS = ("frames", "thumbs", "gif", "mp4")  # what a writer may write beyond the layers
+CHECKPOINT_STEPS = 8  # without "frames", every 8th frame is written all the same
+QUEUED_STEPS = 3  # steps waiting for a background writer: memory stays flat
 OWN_ENTRIES = ("manifest.json", "frames", "layers", "thumbs", "process.gif", "process.mp4")
 
 
@@ -56,16 +66,16 @@ class Result:
         return read_png(self.folder / self.manifest["start"])
 
     def frame(self, index: int) -> np.ndarray:
-        """Frame `index`: read, or for a lean folder rebuilt from the layers."""
-        if index == 0:
-            return self.start()
-        path = self.folder / self.steps[index - 1]["frame"]
-        if path.exists():
-            return read_png(path)
-        frame = self.start()
-        for k in range(1, index + 1):
+        """Frame `index`: read, or rebuilt from the nearest frame written before it."""
+        base = next((k for k in range(index, 0, -1) if self.has_frame(k)), 0)
+        frame = read_png(self.folder / self.steps[base - 1]["frame"]) if base else self.start()
+        for k in range(base + 1, index + 1):
             composite(frame, self.layer(k))
         return frame
+
+    def has_frame(self, index: int) -> bool:
+        """Whether frame `index` is in the folder as a file."""
+        return index == 0 or (self.folder / self.steps[index - 1]["frame"]).exists()
 
     def thumbnail(self, index: int) -> np.ndarray:
         entry = self.steps[index - 1]
@@ -112,15 +122,32 @@ def prepare_folder(folder: Path) -> None:
 class ResultWriter:
     """Writes a process into a result folder as its steps arrive.
 
-    `lean` keeps only what rebuilds the process (frame 0, layers, thumbnails): no full frames,
-    no animations.
+    `outputs` says what is written beyond frame 0, the layers and the manifest: "frames"
+    (every frame), "thumbs", "gif", "mp4"; by default all of them. Without "frames", a
+    checkpoint frame is still written every CHECKPOINT_STEPS steps and at the end, so that
+    reading any frame composites a few layers at most. `lean` (the server's job cache) writes
+    thumbnails only, and no checkpoints.
+
+    With `background`, the files are encoded on a thread of the writer's own while the caller
+    goes on painting; what is written is the same, byte for byte. Either way the manifest
+    lists a step only once its files are written.
     """
 
     def __init__(
-        self, folder: Path, start: np.ndarray, info: dict[str, Any], lean: bool = False
+        self,
+        folder: Path,
+        start: np.ndarray,
+        info: dict[str, Any],
+        lean: bool = False,
+        outputs: Collection[str] | None = None,
+        background: bool = False,
     ) -> None:
         self.folder = Path(folder)
         self.lean = lean
+        self.outputs = set(("thumbs",) if lean else OUTPUTS if outputs is None else outputs)
+        unknown = self.outputs - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown outputs: {sorted(unknown)}")
         prepare_folder(self.folder)
         height, width = start.shape[:2]
         self.manifest: dict[str, Any] = {
@@ -132,14 +159,63 @@ class ResultWriter:
             "height": height,
             **info,
             "start": "frames/frame_0000.png",
+            "outputs": sorted(self.outputs),
             "steps": [],
         }
-        self.animation: list[Image.Image] = [] if lean else [animation_frame(start)]
+        # The writer's own frame k, composited from the layers, when anything needs it.
+        self.frame = None if lean else start.copy()
+        self.frame_written = 0
         write_png(self.folder / self.manifest["start"], start)
+        self.animations: list[GifStream | Mp4Stream] = []
+        if "gif" in self.outputs:
+            self.animations.append(GifStream(self.folder / "process.gif"))
+        if "mp4" in self.outputs:
+            expected = int(info.get("steps_planned", 0)) + 1
+            self.animations.append(Mp4Stream(self.folder / "process.mp4", expected))
+        self.add_to_animations(start)
         self.save_manifest()
+        self.failure: BaseException | None = None
+        self.stopping = threading.Event()
+        self.queue: queue.Queue | None = None
+        if background:
+            self.queue = queue.Queue(maxsize=QUEUED_STEPS)
+            self.thread = threading.Thread(target=self.write_queued, name="result writer")
+            self.thread.daemon = True
+            self.thread.start()
 
     def add(self, step: StepLayer, frame: np.ndarray | None = None) -> None:
-        """Write step k; `frame` (frame k) is needed unless the folder is lean."""
+        """Write step k. `frame` is frame k if the caller has it; else the writer
+        composites the step over frame k-1 itself."""
+        if self.queue is None:
+            self.write_step(step, frame)
+            return
+        self.raise_failure()
+        self.queue.put((step, None if frame is None else frame.copy()))
+
+    def write_queued(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.failure is not None or self.stopping.is_set():
+                continue  # drained, so that the caller never waits on a full queue
+            try:
+                self.write_step(*item)
+            except BaseException as error:  # raised again in the caller's thread
+                self.failure = error
+
+    def raise_failure(self) -> None:
+        error = self.failure
+        if error is None:
+            return
+        if isinstance(error, OSError):
+            raise PaintError(
+                f"Cannot write the result into {self.folder} ({error.strerror or error}); make "
+                "room there or choose another --out."
+            ) from error
+        raise error
+
+    def write_step(self, step: StepLayer, frame: np.ndarray | None) -> None:
         entry = {
             "index": step.index,
             "x": step.x,
@@ -151,29 +227,72 @@ class ResultWriter:
         }
         if not step.is_empty:
             write_png(self.folder / entry["layer"], step.pixels)
-        if step.thumbnail is not None:
+        if step.thumbnail is not None and "thumbs" in self.outputs:
             entry["thumbnail"] = f"thumbs/thumb_{step.index:04d}.png"
             write_png(self.folder / entry["thumbnail"], step.thumbnail)
-        if not self.lean:
+        if self.frame is not None:
             if frame is None:
-                raise ValueError("a full result folder needs every frame")
-            write_png(self.folder / entry["frame"], frame)
-            self.animation.append(animation_frame(frame))
+                composite(self.frame, step)
+            else:
+                self.frame = frame
+            if "frames" in self.outputs or step.index % CHECKPOINT_STEPS == 0:
+                write_png(self.folder / entry["frame"], self.frame)
+                self.frame_written = step.index
+            self.add_to_animations(self.frame)
         self.manifest["steps"].append(entry)
         self.save_manifest()
 
+    def add_to_animations(self, frame: np.ndarray) -> None:
+        if self.animations:
+            picture = animation_frame(frame)
+            for animation in self.animations:
+                animation.add(picture)
+
+    def stop_thread(self, drop_queued: bool) -> None:
+        if self.queue is None:
+            return
+        if drop_queued:
+            self.stopping.set()
+        self.queue.put(None)
+        self.thread.join()
+        self.queue = None
+
     def finish(self) -> None:
-        """Write the animations (unless lean) and mark the result complete."""
-        if not self.lean:
-            self.manifest["gif"] = "process.gif"
-            self.manifest["mp4"] = "process.mp4"
-            write_gif(self.folder / "process.gif", self.animation)
-            write_mp4(self.folder / "process.mp4", self.animation)
+        """Write what is left (the last frame, the animations' ends); mark the result complete."""
+        self.stop_thread(drop_queued=False)
+        self.raise_failure()
+        count = len(self.steps_written)
+        if self.frame is not None and count and self.frame_written < count:
+            write_png(self.folder / self.steps_written[-1]["frame"], self.frame)
+        self.close_animations()
         self.manifest["complete"] = True
         self.end("finished")
 
+    @property
+    def steps_written(self) -> list[dict[str, Any]]:
+        return self.manifest["steps"]
+
+    def close_animations(self) -> None:
+        """End the animations: they show the steps written so far. After a failed write they
+        are closed but not listed."""
+        animations, self.animations = self.animations, []
+        for animation in animations:
+            try:
+                animation.close()
+            except Exception:
+                if self.failure is None:
+                    raise
+                continue
+            if self.failure is None:
+                name = "gif" if isinstance(animation, GifStream) else "mp4"
+                self.manifest[name] = f"process.{name}"
+
     def end(self, state: str, message: str = "") -> None:
-        """Record how the process ended: finished, cancelled or failed (with a sentence)."""
+        """Record how the process ended: finished, cancelled or failed (with a sentence).
+
+        Steps still waiting to be written are dropped; the folder lists those it holds."""
+        self.stop_thread(drop_queued=True)
+        self.close_animations()
         self.manifest["state"] = state
         if message:
             self.manifest["message"] = message
@@ -216,54 +335,6 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def write_png(path: Path, rgba: np.ndarray) -> None:
-    Image.fromarray(rgba, "RGBA").save(path, compress_level=3)
-
-
-def animation_frame(frame: np.ndarray) -> Image.Image:
-    """A frame for the GIF and MP4: on white where transparent, at most ANIMATION_SIDE px."""
-    image = Image.fromarray(frame, "RGBA")
-    longest = max(image.size)
-    if longest > ANIMATION_SIDE:
-        scale = ANIMATION_SIDE / longest
-        size = (max(2, round(image.width * scale)), max(2, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
-    return Image.alpha_composite(paper, image).convert("RGB")
-
-
-def timing(count: int) -> list[int]:
-    """Milliseconds per animation frame: a steady pace, and a pause on the finished picture."""
-    per_frame = max(60, min(400, 6000 // max(count, 1)))
-    return [per_frame] * (count - 1) + [2000]
-
-
-def write_gif(path: Path, frames: list[Image.Image]) -> None:
-    frames[0].save(
-        path, save_all=True, append_images=frames[1:], duration=timing(len(frames)), loop=0
-    )
-
-
-def write_mp4(path: Path, frames: list[Image.Image]) -> None:
-    """H.264 (yuv420p, so every player opens it); frame times as in the GIF.
-
-    yuv420p needs even sides: odd ones get a white row or column rather than losing one.
-    """
-    import av  # only when writing a video
-
-    width, height = (max(2, side + side % 2) for side in frames[0].size)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=1000)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
-        stream.options = {"crf": "20"}
-        durations = timing(len(frames))
-        # The last picture once more at the end, so that players hold it for its pause.
-        moments = np.cumsum([0] + durations)[:-1].tolist() + [sum(durations) - 40]
-        for image, moment in zip(frames + frames[-1:], moments):
-            padded = Image.new("RGB", (width, height), (255, 255, 255))
-            padded.paste(image, (0, 0))
-            picture = av.VideoFrame.from_image(padded)
-            picture.pts = moment
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode(None))
+    # zlib's run-length strategy: faster and smaller than level 3 for layers and frames alike
+    # (docs/benchmarks.md).
+    Image.fromarray(rgba, "RGBA").save(path, compress_level=1, compress_type=zlib.Z_RLE)

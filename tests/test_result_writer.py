@@ -1,0 +1,156 @@
+"""Writing a result folder: on a thread or inline, the same bytes; what is chosen; what is left
+when writing stops early."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import pytest
+from conftest import photo
+from paintstep.animation import GifStream, Mp4Stream, timing
+from paintstep.engines import get_engine
+from paintstep.errors import PaintError
+from paintstep.process import PaintRequest, composite
+from paintstep.result import CHECKPOINT_STEPS, ResultWriter, load_result
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def painting():
+    request = PaintRequest(photo("astronaut", 96), steps=10, seed=1)
+    return request, list(get_engine("strokes").paint(request))
+
+
+def write(folder, painting, **options):
+    request, steps = painting
+    info = {"engine": "strokes", "steps_planned": request.steps}
+    writer = ResultWriter(folder, request.first_frame(), info, **options)
+    for step in steps:
+        writer.add(step)
+    writer.finish()
+    return folder
+
+
+def files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("outputs", [None, ("gif",)])
+def test_a_folder_written_on_a_thread_is_the_same_as_one_written_inline(
+    tmp_path, painting, outputs
+):
+    inline = files(write(tmp_path / "inline", painting, outputs=outputs))
+    threaded = files(write(tmp_path / "thread", painting, outputs=outputs, background=True))
+    assert inline.keys() == threaded.keys()
+    for name in inline:
+        assert inline[name] == threaded[name], name
+
+
+def test_frames_not_written_are_rebuilt_from_the_nearest_checkpoint(tmp_path, painting):
+    request, steps = painting
+    folder = write(tmp_path / "o", painting, outputs=("thumbs",), background=True)
+    result = load_result(folder)
+    assert result.complete and len(result.steps) == 10
+    written = sorted(p.name for p in (folder / "frames").iterdir())
+    assert written == ["frame_0000.png", f"frame_{CHECKPOINT_STEPS:04d}.png", "frame_0010.png"]
+    assert not (folder / "process.gif").exists() and "gif" not in result.manifest
+    frame = request.first_frame()
+    for k, step in enumerate(steps, 1):
+        composite(frame, step)
+        assert np.array_equal(result.frame(k), frame)
+    assert len(list((folder / "thumbs").iterdir())) == 10
+
+
+def test_a_failed_write_is_said_in_the_painting_thread(tmp_path, painting):
+    request, steps = painting
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, background=True)
+    (tmp_path / "o" / "layers").rmdir()  # the next layer cannot be written
+    with pytest.raises(PaintError, match="Cannot write the result into .* choose another --out"):
+        for step in steps:
+            writer.add(step)
+        writer.finish()
+    writer.end("failed", "no layers folder")
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["state"] == "failed" and manifest["steps"] == []
+
+
+def test_a_writer_ended_early_lists_only_the_steps_it_wrote(tmp_path, painting):
+    request, steps = painting
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, background=True)
+    for step in steps[:5]:
+        writer.add(step)
+    writer.end("cancelled")
+    result = load_result(tmp_path / "o")
+    assert result.state == "cancelled" and not result.complete
+    assert 1 <= len(result.steps) <= 5
+    for k, entry in enumerate(result.steps, 1):
+        assert entry["index"] == k and (tmp_path / "o" / entry["layer"]).exists()
+    with Image.open(tmp_path / "o" / "process.gif") as gif:
+        assert gif.n_frames == len(result.steps) + 1
+
+
+def test_the_gif_stream_keeps_the_look_and_the_timing_and_merges_still_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, (60, 80, 3), np.uint8)]
+    for k in range(5):
+        changed = pictures[-1].copy()
+        if k != 2:  # the third new frame is the same as the one before
+            changed[10 * k : 10 * k + 15, 5:40] = rng.integers(0, 256, (15, 35, 3), np.uint8)
+        pictures.append(changed)
+    gif = GifStream(tmp_path / "a.gif")
+    for picture in pictures:
+        gif.add(Image.fromarray(picture))
+    gif.close()
+    durations = timing(6)
+    with Image.open(tmp_path / "a.gif") as read:
+        assert read.n_frames == 5 and read.info["loop"] == 0
+        shown = []
+        for k in range(read.n_frames):
+            read.seek(k)
+            shown.append((np.asarray(read.convert("RGB")).astype(int), read.info["duration"]))
+    for (frame, _), k in zip(shown, [0, 1, 2, 4, 5]):
+        error = np.mean((frame - pictures[k]) ** 2)
+        assert 10 * np.log10(255**2 / error) > 20  # random noise: the hardest case
+    still = durations[2] + durations[3]
+    assert [d for _, d in shown] == [durations[0], durations[1], still, *durations[4:]]
+
+
+def test_the_mp4_stream_paces_frames_for_the_count_expected(tmp_path):
+    video = Mp4Stream(tmp_path / "a.mp4", expected=4)
+    for shade in (0, 80, 160, 240):
+        video.add(Image.new("RGB", (33, 20), (shade, shade, shade)))
+    video.close()
+    with av.open(str(tmp_path / "a.mp4")) as read:
+        stream = read.streams.video[0]
+        assert (stream.width, stream.height) == (34, 20)
+        moments = [float(frame.pts * frame.time_base) for frame in read.decode(stream)]
+    step = timing(4)[0] / 1000
+    assert moments == pytest.approx([0, step, 2 * step, 3 * step, 3 * step + 1.96], abs=0.002)
+
+
+def test_ctrl_c_leaves_a_cancelled_folder_of_whole_steps(tmp_path):
+    Image.fromarray(photo("coffee", 160)).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "paintstep", "paint", str(tmp_path / "p.png")]
+    painting = subprocess.Popen(
+        command + ["--steps", "400", "--out", str(out), "-q"], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        manifest = out / "manifest.json"
+        if manifest.exists() and len(json.loads(manifest.read_text())["steps"]) >= 2:
+            break
+        time.sleep(0.05)
+    painting.send_signal(signal.SIGINT)
+    assert painting.wait(30) == 130
+    assert "incomplete result" in painting.stderr.read()
+    result = load_result(out)
+    assert result.state == "cancelled" and 2 <= len(result.steps) < 400
+    for entry in result.steps:
+        if entry["width"]:
+            assert Image.open(out / entry["layer"]).size == (entry["width"], entry["height"])
+    assert result.frame(len(result.steps)).shape == result.start().shape

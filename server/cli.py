@@ -19,11 +19,12 @@ from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import fit_to, load_mask, load_rgba
 from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
 from .protocol import DEFAULT_PORT
-from .result import ResultWriter, check_folder
+from .result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, check_folder
 
 SAMPLE = "coffee.jpg"
+DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
 
-PAINT_HELP = """\
+PAINT_HELP = f"""\
 Paint the rest of a picture's process: from START to the target, as step layers.
 
 With --target, the process goes from START (a half-finished canvas) to the target, and the parts
@@ -31,8 +32,12 @@ of START that already match the target stay untouched. Without it, the process p
 blank paper, or, with --complete and an engine that invents (diffusion), goes on from START to a
 finished picture of its own. The folder --out receives:
   layers/step_NNNN.png  the paint of each step (its place is in manifest.json)
-  frames/frame_NNNN.png every frame, frame 0 being the start
-  process.gif, process.mp4, manifest.json
+  manifest.json         what the folder holds
+and what --outputs names (by default {",".join(DEFAULT_OUTPUTS)}):
+  frames                every frame as frames/frame_NNNN.png; without it, frame 0, every
+                        {CHECKPOINT_STEPS}th and the last (the others are rebuilt from the layers)
+  thumbs                thumbs/thumb_NNNN.png, each frame small
+  gif, mp4              process.gif, process.mp4: the process as an animation
 """
 
 
@@ -100,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--keys",
         metavar="DIR",
         help="with --server: a folder with server.key and client.key_secret from `paintstep keys`",
+    )
+    paint.add_argument(
+        "--outputs",
+        default=",".join(DEFAULT_OUTPUTS),
+        metavar="LIST",
+        help="what to write beyond the layers and the manifest: frames, thumbs, gif, mp4, "
+        f"comma-separated, or none ({','.join(DEFAULT_OUTPUTS)})",
     )
     paint.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     paint.set_defaults(run=run_paint)
@@ -335,6 +347,7 @@ def run_paint(args: argparse.Namespace) -> int:
         prompt=args.prompt,
         complete=args.complete,
     )
+    outputs = parse_outputs(args.outputs)
     engine = get_engine(args.engine)
     request.validate()
     settings = engine.settings(request)
@@ -368,7 +381,7 @@ def run_paint(args: argparse.Namespace) -> int:
             # The folder is written from the first step on, so a request the engine refuses
             # leaves nothing behind. The writer encodes on its own thread while the engine
             # paints the next step, and composites the frames there too.
-            writer = writer or ResultWriter(out, frame, info, background=True)
+            writer = writer or ResultWriter(out, frame, info, outputs=outputs, background=True)
             writer.add(step)
             progress.update(step.index)
         progress.update(request.steps, "writing the animation")
@@ -396,7 +409,8 @@ def run_paint(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - began
         steps = f"{request.steps} step{'s' if request.steps != 1 else ''}"
         print(f"Painted {steps} in {seconds:.1f} s into {out}/")
-        print(f"  {out / 'process.gif'}  {out / 'process.mp4'}  {out / 'layers'}/")
+        shown = [f"{out / ('process.' + name)}" for name in ("gif", "mp4") if name in outputs]
+        print("  " + "  ".join([*shown, f"{out / 'layers'}/"]))
     return 0
 
 
@@ -432,6 +446,18 @@ def remote_steps(
         if cancel.is_set() and job is not None:
             client.cancel(job)
         client.close()
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["none"]:
+        return ()
+    for name in names:
+        if name not in OUTPUTS:
+            raise PaintError(
+                f"--outputs takes {', '.join(OUTPUTS)} (comma-separated) or none, not {name!r}."
+            )
+    return tuple(names)
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:

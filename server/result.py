@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import shutil
+import struct
 import threading
 import zlib
 from collections.abc import Collection
@@ -335,6 +336,31 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def write_png(path: Path, rgba: np.ndarray) -> None:
-    # zlib's run-length strategy: faster and smaller than level 3 for layers and frames alike
-    # (docs/benchmarks.md).
-    Image.fromarray(rgba, "RGBA").save(path, compress_level=1, compress_type=zlib.Z_RLE)
+    path.write_bytes(encode_png(rgba))
+
+
+def encode_png(rgba: np.ndarray) -> bytes:
+    """An RGBA PNG: every row "up"-filtered, deflated with zlib's run-length strategy.
+
+    3-4x faster than Pillow's encoder at any level for layers and frames, and within 10 % of
+    its size (docs/benchmarks.md); numpy and zlib let other threads run meanwhile.
+    """
+    height, width = rgba.shape[:2]
+    rows = np.ascontiguousarray(rgba).reshape(height, width * 4)
+    filtered = np.empty((height, width * 4 + 1), np.uint8)
+    filtered[:, 0] = 2  # "up": each byte minus the one above it
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = deflate.compress(filtered) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + PNG_END
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = png_chunk(b"IEND", b"")

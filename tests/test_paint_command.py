@@ -133,6 +133,7 @@ def test_a_target_of_another_size_is_resized_with_a_notice(tmp_path):
         (["ok.png", "--paper", "#12"], "Unknown paper"),
         (["ok.png", "--option", "detail"], "NAME=VALUE"),
         (["ok.png", "--out", "ok.png"], "is a file"),
+        (["ok.png", "--outputs", "gif,png"], "--outputs takes frames, thumbs, gif, mp4"),
         (["ok.png", "--out", "busy"], "not a Paintstep result"),
         ([], "Give the picture to paint"),
     ],
@@ -174,4 +175,26 @@ def test_painting_again_replaces_an_earlier_result(tmp_path):
     assert main(["paint", picture, "--steps", "5", "--out", out, "-q"]) == 0
     assert main(["paint", picture, "--steps", "2", "--out", out, "-q"]) == 0
     assert len(load_result(out).steps) == 2
-    assert len(list((tmp_path / "o" / "frames").iterdir())) == 3
+    assert len(list((tmp_path / "o" / "layers").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "outputs, written",
+    [
+        ("frames,thumbs,gif,mp4", {"frames": 10, "thumbs": 9, "process.gif": 1, "process.mp4": 1}),
+        ("none", {"frames": 3}),  # frame 0, the checkpoint at step 8 and the last
+        ("gif", {"frames": 3, "process.gif": 1}),
+    ],
+)
+def test_outputs_choose_what_is_written_beyond_the_layers(tmp_path, outputs, written):
+    picture = save(tmp_path / "p.png", photo("coffee", 60))
+    out = tmp_path / "o"
+    assert main(["paint", picture, "--steps", "9", "--out", str(out), "--outputs", outputs]) == 0
+    result = load_result(out)
+    assert result.complete and len(list((out / "layers").iterdir())) <= 9
+    for name in ("frames", "thumbs"):
+        assert len(list((out / name).iterdir())) == written.get(name, 0)
+    for name in ("process.gif", "process.mp4"):
+        assert (out / name).exists() == (name in written)
+    for k in range(10):
+        assert result.frame(k).shape == (40, 60, 4)

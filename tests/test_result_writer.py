@@ -15,7 +15,7 @@ from paintstep.animation import GifStream, Mp4Stream, timing
 from paintstep.engines import get_engine
 from paintstep.errors import PaintError
 from paintstep.process import PaintRequest, composite
-from paintstep.result import CHECKPOINT_STEPS, ResultWriter, load_result
+from paintstep.result import CHECKPOINT_STEPS, ResultWriter, load_result, write_png
 from PIL import Image
 
 
@@ -154,3 +154,11 @@ def test_ctrl_c_leaves_a_cancelled_folder_of_whole_steps(tmp_path):
         if entry["width"]:
             assert Image.open(out / entry["layer"]).size == (entry["width"], entry["height"])
     assert result.frame(len(result.steps)).shape == result.start().shape
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (33, 17)])
+def test_pngs_read_back_as_the_pixels_written(tmp_path, shape):
+    pixels = np.random.default_rng(3).integers(0, 256, (*shape, 4), np.uint8)
+    write_png(tmp_path / "p.png", pixels[:, ::-1])  # not contiguous
+    with Image.open(tmp_path / "p.png") as read:
+        assert read.mode == "RGBA" and np.array_equal(np.asarray(read), pixels[:, ::-1])

@@ -42,6 +42,7 @@ CURVATURE = 0.7  # 1 follows the contours exactly, lower values smooth the strok
 # what it changes: a painter does not churn a passage that is nearly right.
 WORTH = 0.3
 COLOUR_LIMIT = 0.4  # a stroke ends where the goal's colour is this far (0-2) from its own
+DETAIL_COLOUR_LIMIT = 0.12  # and a detail stroke sooner: its colour is right all along
 
 
 @dataclass(frozen=True)
@@ -114,37 +115,60 @@ def paint_process(
         )
     height, width = frame.shape[:2]
     radii = brush_radii(width, height, settings.detail)
-    shares = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
+    shares, ratios = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
-    left, index = request.steps, 0
+    counts = deal_steps(request.steps, shares)
+    index, spare = 0, 0
     for level, radius in enumerate(radii):
         if cancel.is_set():
             return
         finest = level == len(radii) - 1
-        # Each brush size gets steps in proportion to the paint it is expected to lay down,
-        # and always leaves one for the finest; a size worth less than half a step is left out.
-        count = left if finest else allocate(left, shares[level:])
+        count = counts[level] + spare
         if count == 0:
             continue
-        plan = painter.plan(radius, finest)
-        if not finest:
-            count = min(count, len(plan.items))
-        bounds = split_by_paint(plan.amounts, count)
+        plan = painter.plan(radius, finest, lay_in=level == 0, first=index == 0)
+        # A size with fewer strokes than steps hands the rest on to the next.
+        spare = 0 if finest else max(0, count - len(plan.items))
+        count -= spare
+        if count == 0:
+            continue
+        bounds = split_by_progress(plan.amounts, count, ratios[level])
         for run in range(count):
             if cancel.is_set():
                 return
             index += 1
             items = plan.items[bounds[run] : bounds[run + 1]]
             yield painter.paint(plan, items, index, last=index == request.steps)
-        left -= count
 
 
-def allocate(left: int, shares: list[float]) -> int:
-    """Steps for the brush size whose expected paint is shares[0], out of `left`."""
-    wanted = left * shares[0] / max(sum(shares), 1e-9)
-    if wanted < 0.5 or left < 2:
-        return 0
-    return int(max(1, min(round(wanted), left - 1)))
+def deal_steps(steps: int, shares: list[float]) -> list[int]:
+    """Steps for each brush size. The finest (with the glazes) gets its share of the steps;
+    every other size with a share gets MIN_STEPS (fewer when steps are few; then the sizes
+    with the largest shares), and the rest in proportion to the shares."""
+    used = [level for level, share in enumerate(shares[:-1]) if share > 0]
+    finest = len(shares) - 1
+    counts = [0] * len(shares)
+    counts[finest] = max(1, round(steps * shares[-1] / sum(shares)))
+    steps -= counts[finest]
+    if not used:
+        counts[finest] += steps
+        return counts
+    if steps < len(used):
+        for level in sorted(used, key=lambda level: -shares[level])[:steps]:
+            counts[level] = 1
+        return counts
+    base = min(MIN_STEPS, steps // len(used))
+    wanted = np.array([shares[level] for level in used])
+    wanted = (steps - base * len(used)) * wanted / wanted.sum()
+    extra = np.floor(wanted).astype(int)
+    for i in np.argsort(extra - wanted)[: steps - base * len(used) - extra.sum()]:
+        extra[i] += 1
+    for level, more in zip(used, extra):
+        counts[level] = base + int(more)
+    return counts
+
+
+MIN_STEPS = 2  # so that no brush size paints all of the canvas in one step
 
 
 def estimate_shares(
@@ -154,13 +178,15 @@ def estimate_shares(
     radii: list[float],
     settings: Settings,
     seed: int,
-) -> list[float]:
-    """How much paint each brush size lays down, from a quick run at a small size.
+) -> tuple[list[float], list[float]]:
+    """How much of the process each brush size is, from a quick run at a small size.
 
-    Shares are the fractions of the paintable area each size paints; the finest size's includes
-    the finishing. A size gets no share (0) when the next smaller brush gets the picture closer
-    to the goal for each pixel it paints: on a canvas already blocked in, big brushes would only
-    churn what the artist did. Where that leaves out the largest size, the second goes too.
+    Returns each size's share and the ratio of the error left after it to the error before it.
+    A size's share is how much it takes the error down on a log scale, as an eye judges
+    progress: steps are dealt so that each takes away a like part of what is left. A size gets
+    no share (0) when the next smaller brush gets the picture closer to the goal for each pixel
+    it paints: on a canvas already blocked in, big brushes would only churn what the artist
+    did. Where that leaves out the largest size, the second goes too.
     """
     height, width = frame.shape[:2]
     scale = min(1.0, ESTIMATE_SIDE / max(width, height))
@@ -172,18 +198,22 @@ def estimate_shares(
         paintable = np.asarray(small) > 127
     area = max(int(paintable.sum()), 1)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(seed), preview=True)
-    coverage, progress = [], []
+    # The error a finished process is left with: about half the tolerance on each pixel.
+    floor = max(settings.tolerance, 1) / 2 / 255 * area
+    errors = [float(colour_distance(premultiply(frame), painter.goal_pm)[paintable].sum())]
+    progress = []
     for level, radius in enumerate(radii):
         finest = level == len(radii) - 1
-        plan = painter.plan(radius * scale, finest)
+        plan = painter.plan(radius * scale, finest, lay_in=level == 0, first=level == 0)
         before = painter.frame.copy()
-        distance = colour_distance(premultiply(before), painter.goal_pm)
         painter.paint(plan, plan.items, 0, last=finest)
-        changed = np.any(painter.frame != before, axis=2)
-        distance -= colour_distance(premultiply(painter.frame), painter.goal_pm)
-        coverage.append(np.count_nonzero(changed) / area)
-        progress.append(float(distance.sum()) / max(np.count_nonzero(changed), 1))
-    shares = coverage[:]
+        changed = np.count_nonzero(np.any(painter.frame != before, axis=2))
+        error = colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum()
+        progress.append((errors[-1] - float(error)) / max(changed, 1))
+        errors.append(max(float(error), floor))
+    errors = [max(error, floor) for error in errors]
+    ratios = [min(1.0, after / before) for before, after in zip(errors, errors[1:])]
+    shares = [max(-np.log(ratio), 0.05) for ratio in ratios]
     for level in range(len(radii) - 2):
         if progress[level] < progress[level + 1]:
             shares[level] = 0.0
@@ -194,7 +224,7 @@ def estimate_shares(
         # the structure error, against 53-80 % when refining starts at the size below
         # (docs/benchmarks.md).
         shares[1] = 0.0
-    return shares
+    return shares, ratios
 
 
 ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's share of paint
@@ -235,59 +265,76 @@ class Painter:
         self.rng = rng
         self.preview = preview
         height, width = frame.shape[:2]
-        self.areas, self.area_boxes = finishing_areas(width, height, rng)
         self.thumbnail = None if preview else Thumbnail(self.frame)
+        self.parts = glaze_parts(width, height, rng)
 
-    def plan(self, radius: float, finest: bool) -> LevelPlan:
+    def plan(
+        self, radius: float, finest: bool, lay_in: bool = False, first: bool = False
+    ) -> LevelPlan:
+        """The strokes of one brush size. The `lay_in` (the largest brush on paper) covers the
+        canvas all over, the palest passages too, with strokes twice as close so that they
+        overlap, in no order of place; the `first` size painted goes on semi-transparent."""
         canvas = premultiply(self.frame)
-        reference = blur(self.goal_pm, radius)
-        strokes, gain = plan_level(
-            canvas, reference, self.paintable, radius, self.settings, self.rng, finest
+        reference = self.goal_pm if finest else blur(self.goal_pm, radius)
+        threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
+        spacing = radius if lay_in else 2 * radius
+        opacity = self.settings.opacity * (FIRST_OPACITY if first else 1.0)
+        strokes, gain, progress = plan_level(
+            canvas,
+            reference,
+            self.paintable,
+            radius,
+            self.settings,
+            self.rng,
+            threshold,
+            spacing,
+            opacity,
         )
         if not finest:
-            strokes = strokes.take(painting_order(strokes, gain, self.rng))
-            return LevelPlan(strokes, np.arange(len(strokes)), strokes.paint_amount())
-        # The finest strokes go area by area; each area is finished right after its last stroke,
-        # at a cost guessed from what is still off before them.
-        height, width = self.paintable.shape
-        off = squared_distance(canvas, self.goal_pm) > self.settings.tolerance**2
-        off &= self.paintable
-        todo = np.bincount(self.areas[off], minlength=AREAS).astype(np.float64)
-        present = np.flatnonzero(todo)
-        start = strokes.points[:, 0]
-        stroke_area = self.areas[
-            np.clip(np.rint(start[:, 1]).astype(np.int64), 0, height - 1),
-            np.clip(np.rint(start[:, 0]).astype(np.int64), 0, width - 1),
-        ]
-        keys = np.concatenate([stroke_area + self.rng.uniform(0, 2.5, len(strokes)), present + 2.5])
-        items = np.concatenate([np.arange(len(strokes)), -1 - present])
-        amounts = np.concatenate([strokes.paint_amount(), todo[present]])
-        order = np.argsort(keys, kind="stable")
-        return LevelPlan(strokes, items[order], amounts[order])
+            if lay_in:
+                order = self.rng.permutation(len(strokes))
+                strokes, progress = strokes.take(order), progress[order]
+                painted = as_painted(strokes, progress, canvas.shape[:2])
+                return LevelPlan(strokes, np.arange(len(strokes)), painted)
+            order = painting_order(strokes, gain, self.rng)
+            return LevelPlan(strokes.take(order), np.arange(len(strokes)), progress[order])
+        # The finest strokes go shape by shape too, then the glazes: each takes every pixel
+        # still more than its level off half the way to the goal, so that the residual shrinks
+        # all over at once and no step moves a pixel far onto the goal. What each glaze does is
+        # guessed from what is off before the strokes.
+        # Each glaze goes on in GLAZE_PARTS parts, scattered tiles each, so that steps can
+        # share them out.
+        residual = pixel_difference(canvas, self.goal_pm)
+        residual[~self.paintable] = 0
+        glazes = []
+        for level in GLAZES:
+            off = np.where(residual > level, residual, 0).astype(np.float32)
+            glazes += [
+                float(off[self.parts == part].sum()) / 2 / 255 for part in range(GLAZE_PARTS)
+            ]
+        order = painting_order(strokes, gain, self.rng)
+        items = np.concatenate([order, -1 - np.arange(len(glazes))])
+        return LevelPlan(strokes, items, np.concatenate([progress[order], glazes]))
 
     def paint(self, plan: LevelPlan, items: np.ndarray, index: int, last: bool) -> StepLayer:
         """Paint these items as step `index`; the last step also finishes all that is left."""
         height, width = self.paintable.shape
         batch = plan.strokes.take(items[items >= 0])
-        areas = -1 - items[items < 0]
-        x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
-        if areas.size and not last:
-            boxes = self.area_boxes[areas]
-            box = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
-            x0, y0, x1, y1 = union((x0, y0, x1, y1), tuple(int(v) for v in box))
+        glazes = np.sort(-1 - items[items < 0])
+        whole = last or glazes.size > 0
+        x0, y0, x1, y1 = (0, 0, width, height) if whole else batch.bounds(width, height)
         window = (slice(y0, y1), slice(x0, x1))
         frame = self.frame[window]
         layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
         np.multiply(layer[..., 3], self.paintable[window], out=layer[..., 3])
         if not self.opaque:
             limit_alpha(layer, frame, self.goal[window])
-        if last or areas.size:
-            finish = self.paintable[window]
-            if not last:
-                chosen = np.zeros(AREAS, bool)
-                chosen[areas] = True
-                finish = finish & chosen[self.areas[window]]
-            finish_layer(layer, x0, y0, self.frame, self.goal, finish, self.settings.tolerance)
+        for glaze in glazes:
+            where = self.paintable & (self.parts == glaze % GLAZE_PARTS)
+            level = GLAZES[glaze // GLAZE_PARTS]
+            glaze_layer(layer, self.frame, self.goal, where, level, halfway=True)
+        if last:
+            glaze_layer(layer, self.frame, self.goal, self.paintable, self.settings.tolerance // 2)
         pixels, x, y = crop_to_paint(layer, x0, y0)
         step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
@@ -311,12 +358,7 @@ def paintable_region(
     A pixel is finished when it is within `tolerance` of the goal; isolated finished specks
     (a blurred block-in that happens to match) are painted over like their surroundings.
     """
-    a, b = premultiply(frame), premultiply(goal)
-    difference = np.zeros(a.shape[:2], np.uint8)  # the largest channel difference, in uint8
-    for channel in range(4):
-        high = np.maximum(a[..., channel], b[..., channel])
-        high -= np.minimum(a[..., channel], b[..., channel])
-        np.maximum(difference, high, out=difference)
+    difference = pixel_difference(premultiply(frame), premultiply(goal))
     finished = spread(spread(difference <= tolerance, np.minimum), np.maximum)
     paintable = ~finished & (difference > 0)
     if mask is not None:
@@ -337,61 +379,34 @@ def spread(image: np.ndarray, pick) -> np.ndarray:
 
 
 def brush_radii(width: int, height: int, detail: float) -> list[float]:
-    """Brush radii from the largest (blocking in) to the smallest (details), halving each time."""
+    """Brush radii from the largest (blocking in) to the smallest (details), halving each time;
+    the last is the finishing pass."""
     longest = max(width, height)
     largest = max(2.0, longest / 16)
-    smallest = max(1.0, longest / 512) / detail
+    smallest = max(0.5, SMALLEST_RADIUS / detail)
     radii = [largest]
     while radii[-1] / 2 >= smallest * 0.75:
         radii.append(radii[-1] / 2)
     return radii
 
 
-AREA_GRID = 16  # the canvas is finished in AREA_GRID x AREA_GRID irregular areas
-AREAS = AREA_GRID * AREA_GRID
+FIRST_OPACITY = 0.6  # the first brush size painted goes on this much thinner: a loose lay-in
+DETAIL_RADIUS = 2.0  # px: brushes this small paint detail, not shapes
+GLAZE = 24  # a pixel this close (0-510, premultiplied RGBA distance) is left to the glaze
+SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at every size
+
+# A glaze takes each pixel more than this far off (largest premultiplied channel, 0-255) half
+# the way to the goal; after them every pixel is within the last, and the last step's glaze
+# closes the few levels left.
+GLAZES = (32, 16, 8, 4)
+GLAZE_PARTS = 4
 
 
-def finishing_areas(
-    width: int, height: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) uint8 area of each pixel, numbered along a Hilbert curve so that neighbours follow,
-    and (AREAS, 4) x0, y0, x1, y1 around each area.
-
-    The grid is warped by smooth noise, so that areas have organic edges and never read as tiles.
-    The map is drawn at most AREA_MAP_SIDE px wide and scaled up.
-    """
-    scale = min(1.0, AREA_MAP_SIDE / max(width, height))
-    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
-    shift = rng.uniform(-0.6, 0.6, (2, AREA_GRID + 1, AREA_GRID + 1)).astype(np.float32)
-    fields = [
-        np.asarray(Image.fromarray(s, "F").resize((small_w, small_h), Image.Resampling.BICUBIC))
-        for s in shift
-    ]
-    column = np.arange(small_w, dtype=np.float32)[None, :] * AREA_GRID / small_w + fields[0]
-    row = np.arange(small_h, dtype=np.float32)[:, None] * AREA_GRID / small_h + fields[1]
-    bx = np.clip(column, 0, AREA_GRID - 1).astype(np.int64)
-    by = np.clip(row, 0, AREA_GRID - 1).astype(np.int64)
-    grid = np.arange(AREA_GRID)
-    curve = hilbert_index(grid[None, :].repeat(AREA_GRID, 0), grid[:, None].repeat(AREA_GRID, 1))
-    small = curve[by, bx].astype(np.uint8)
-    areas = np.asarray(
-        Image.fromarray(small, "L").resize((width, height), Image.Resampling.NEAREST)
-    )
-    bounds = np.zeros((AREAS, 4), np.int64)
-    fx, fy = width / small_w, height / small_h
-    for area in np.unique(small):
-        rows = np.flatnonzero((small == area).any(axis=1))
-        cols = np.flatnonzero((small == area).any(axis=0))
-        bounds[area] = (
-            max(0, int(cols[0] * fx) - 1),
-            max(0, int(rows[0] * fy) - 1),
-            min(width, int(np.ceil((cols[-1] + 1) * fx)) + 1),
-            min(height, int(np.ceil((rows[-1] + 1) * fy)) + 1),
-        )
-    return areas, bounds
-
-
-AREA_MAP_SIDE = 256
+def glaze_parts(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, W) uint8: which part of a glaze each pixel is in, by square tiles dealt at random."""
+    tile = max(8, max(width, height) // 32)
+    grid = rng.integers(0, GLAZE_PARTS, (-(-height // tile), -(-width // tile)), dtype=np.uint8)
+    return np.repeat(np.repeat(grid, tile, axis=0)[:height], tile, axis=1)[:, :width]
 
 
 def plan_level(
@@ -401,43 +416,85 @@ def plan_level(
     radius: float,
     settings: Settings,
     rng: np.random.Generator,
-    finest: bool = False,
-) -> tuple[Strokes, np.ndarray]:
+    threshold: float,
+    spacing: float,
+    opacity: float,
+) -> tuple[Strokes, np.ndarray, np.ndarray]:
     """Strokes of one brush size, wherever the canvas is still far from the reference, and how
     much closer each brings it.
 
-    The finest brush paints opaque and true to the goal, as details are finished.
+    Detail brushes carry the goal's colour unvaried.
     """
     # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
     # already right in its large shapes gets no big strokes, only the detail it lacks.
-    size = max(2, int(round(2 * radius)))
+    size = max(2, int(round(spacing)))
     seen = colour_distance(box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size))
     seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
     error = squared_distance(canvas, reference)
     error *= paintable
-    starts = worst_cells(error, seen > settings.threshold, size)
+    wanted = seen > threshold
+    detail = radius <= DETAIL_RADIUS
+    if detail:
+        # Detail brushes go only where some pixel is still visibly off: what is closer than
+        # that is left to the final glaze, so the cost follows the picture's detail.
+        wanted = cell_max(error, size) > GLAZE**2
+    starts = worst_cells(error, wanted, size)
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
     rgba = np.concatenate(
         [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1
     )
-    points, count = trace_strokes(starts, rgba, canvas, reference, paintable, radius, rng)
+    limit = DETAIL_COLOUR_LIMIT if detail else COLOUR_LIMIT
+    points, count = trace_strokes(starts, rgba, canvas, reference, paintable, radius, rng, limit)
     # The brushful is mixed for the whole stroke: the goal's mean colour along its path.
     color = path_mean(reference, points, count) / 255.0
     straight = color[:, :3] / np.maximum(color[:, 3:], 1e-6)
     # A painter mixes each brushful a little differently: vary value and hue per stroke.
-    jitter = 0.0 if finest else settings.jitter
+    jitter = 0.0 if detail else settings.jitter
     straight = straight * np.exp(rng.normal(0, jitter, (len(starts), 1)))
+    straight += rng.normal(0, jitter / 2, (len(starts), 1))
     # Hue varies only as much as the colour has hue: greys stay grey.
     chroma = straight.max(axis=1, keepdims=True) - straight.min(axis=1, keepdims=True)
     straight += rng.normal(0, jitter, straight.shape) * np.minimum(chroma * 2, 0.5)
-    straight = np.clip(straight, 0, 1)
-    opacity = 1.0 if finest else settings.opacity * rng.uniform(0.85, 1.0, len(starts))
+    # Reflected into 0-1 rather than clipped, so that blacks and whites vary too.
+    straight = 1 - np.abs(1 - np.abs(straight))
+    opacity = opacity * rng.uniform(0.85, 1.0, len(starts))
     opacity = opacity * color[:, 3]
     rgba = np.concatenate([straight, opacity[:, None]], axis=1).astype(np.float32)
     strokes = Strokes(points, count, rgba, np.full(len(starts), radius, np.float32))
     gain, change = improvement(strokes, canvas, reference)
     keep = np.flatnonzero(gain > WORTH * change)
-    return strokes.take(keep), gain[keep]
+    strokes = strokes.take(keep)
+    # How much closer a stroke brings the picture: the pixels it covers times how much closer
+    # each gets, in the units of colour_distance.
+    samples = 3 * strokes.count.astype(np.float32)
+    area = strokes.paint_amount() / strokes.color[:, 3].clip(1e-6)
+    return strokes, gain[keep], area * gain[keep] / samples / 255
+
+
+def as_painted(strokes: Strokes, progress: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Each stroke's progress when the strokes are laid in this order: where earlier strokes
+    of the same pass already put paint, a stroke gains only what they left."""
+    height, width = shape
+    cell = max(1.0, float(strokes.radius.max(initial=1.0)))
+    grid_h, grid_w = int(np.ceil(height / cell)), int(np.ceil(width / cell))
+    left = np.ones((grid_h, grid_w))
+    out = np.empty(len(strokes))
+    for i in range(len(strokes)):
+        points = strokes.points[i, : strokes.count[i]]
+        cx = np.clip((points[:, 0] / cell).astype(np.int64), 0, grid_w - 1)
+        cy = np.clip((points[:, 1] / cell).astype(np.int64), 0, grid_h - 1)
+        out[i] = progress[i] * left[cy, cx].mean()
+        left[cy, cx] *= 1 - strokes.color[i, 3]
+    return out
+
+
+def cell_max(values: np.ndarray, size: int) -> np.ndarray:
+    """The largest value in each size x size cell (cells at the edges cover what is left)."""
+    height, width = values.shape
+    rows, cols = -(-height // size), -(-width // size)
+    padded = np.zeros((rows * size, cols * size), values.dtype)
+    padded[:height, :width] = values
+    return padded.reshape(rows, size, cols, size).max(axis=(1, 3))
 
 
 def path_mean(image: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -538,8 +595,10 @@ def trace_strokes(
     paintable: np.ndarray,
     radius: float,
     rng: np.random.Generator,
+    limit: float = COLOUR_LIMIT,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Grow all strokes at once along the contours of the reference (Hertzmann's curved strokes)."""
+    """Grow all strokes at once along the contours of the reference (Hertzmann's curved strokes),
+    each until the goal's colour is `limit` (0-2) from its own."""
     height, width = paintable.shape
     n = len(starts)
     # The reference is blurred to the brush's scale, so its gradient can be taken at a quarter
@@ -587,7 +646,7 @@ def trace_strokes(
         stop = ~inside | ~paintable[sy, sx]
         # Stop where the canvas is already closer than this brushful, or the colour has moved on.
         stop |= (k >= MIN_POINTS) & (canvas_error < stroke_error)
-        stop |= stroke_error > COLOUR_LIMIT * 255
+        stop |= stroke_error > limit * 255
         alive &= ~stop
         position = np.where(alive[:, None], step, position)
         points[:, k] = position
@@ -626,35 +685,20 @@ def painting_order(
     return np.argsort(rank[label] + rng.uniform(0, 0.999, n), kind="stable")
 
 
-def hilbert_index(x: np.ndarray, y: np.ndarray, side: int = AREA_GRID) -> np.ndarray:
-    """Position along the Hilbert curve that fills a side x side grid (side a power of two)."""
-    x, y = x.copy(), y.copy()
-    d = np.zeros_like(x)
-    s = side // 2
-    while s > 0:
-        rx = (x & s) > 0
-        ry = (y & s) > 0
-        d += s * s * ((3 * rx) ^ ry)
-        turn = ~ry
-        flip = turn & rx
-        x = np.where(flip, side - 1 - x, x)
-        y = np.where(flip, side - 1 - y, y)
-        x, y = np.where(turn, y, x), np.where(turn, x, y)
-        s //= 2
-    return d
+def split_by_progress(gain: np.ndarray, steps: int, ratio: float) -> list[int]:
+    """Boundaries that deal items, in order, into `steps` runs that each take away a like
+    part of the error left, when all of them together leave `ratio` of the error they found.
 
-
-def split_by_paint(amount: np.ndarray, steps: int) -> list[int]:
-    """Boundaries that deal strokes, in order, into `steps` runs with equal paint.
-
-    Every run gets at least one stroke while there are strokes enough.
+    Every run gets at least one item while there are items enough.
     """
-    n = len(amount)
-    total = float(amount.sum())
-    cumulative = np.cumsum(amount)
+    n = len(gain)
+    total = float(gain.sum())
+    cumulative = np.cumsum(gain)
+    ratio = min(max(ratio, 1e-6), 1 - 1e-6)
     bounds = [0]
     for i in range(1, steps):
-        cut = int(np.searchsorted(cumulative, total * i / steps, side="right"))
+        share = (1 - ratio ** (i / steps)) / (1 - ratio)
+        cut = int(np.searchsorted(cumulative, total * share, side="right"))
         cut = max(cut, bounds[-1] + 1)
         cut = min(cut, n - (steps - i))
         bounds.append(max(cut, bounds[-1]) if n >= steps else min(i, n))
@@ -672,17 +716,17 @@ def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
     layer[..., 3][keep_off] = 0
 
 
-def finish_layer(
+def glaze_layer(
     layer: np.ndarray,
-    x0: int,
-    y0: int,
     frame: np.ndarray,
     goal: np.ndarray,
     where: np.ndarray,
-    tolerance: int,
+    level: int,
+    halfway: bool = False,
 ) -> None:
-    """Add to the layer (placed at x0, y0), where the canvas would still be off inside `where`,
-    exactly what is missing. In place, touching the pixels inside `where` only."""
+    """Add to the whole-canvas layer, where the canvas would still be more than `level` off
+    inside `where`, exactly what is missing; or, `halfway`, half of it, on opaque pixels. In
+    place, touching the pixels inside `where` only."""
     layer_words = layer.view(np.uint32).reshape(-1)
     frame_words = frame.view(np.uint32).reshape(-1)
     goal_words = goal.view(np.uint32).reshape(-1)
@@ -691,17 +735,33 @@ def finish_layer(
         if rows.size == 0:
             continue
         rows += top
-        spots = (rows + y0) * frame.shape[1] + cols + x0
-        local = rows * layer.shape[1] + cols
+        spots = rows * frame.shape[1] + cols
         below = np.take(frame_words, spots)
         wanted = np.take(goal_words, spots)
-        after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
+        after = blend_words(below, np.take(layer_words, spots)).view(np.uint8).reshape(-1, 4)
         goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
-        off = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1) > tolerance
+        difference = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1)
+        off = difference > level
+        if halfway:
+            off &= (after[:, 3] == 255) & (goal_pixels[:, 3] == 255)
         if off.any():
             below_pixels = below[off].view(np.uint8).reshape(-1, 4)
-            fix = solve_over(below_pixels, goal_pixels[off])
-            np.put(layer_words, local[off], fix.view(np.uint32).reshape(-1))
+            goal_pixels = goal_pixels[off]
+            if halfway:
+                middle = (after[off].astype(np.int16) + goal_pixels) // 2
+                goal_pixels = middle.astype(np.uint8)
+            fix = solve_over(below_pixels, goal_pixels)
+            np.put(layer_words, spots[off], fix.view(np.uint32).reshape(-1))
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel largest channel difference of two premultiplied RGBA uint8 images, uint8."""
+    difference = np.zeros(a.shape[:2], np.uint8)
+    for channel in range(4):
+        high = np.maximum(a[..., channel], b[..., channel])
+        high -= np.minimum(a[..., channel], b[..., channel])
+        np.maximum(difference, high, out=difference)
+    return difference
 
 
 def premultiplied(pixels: np.ndarray) -> np.ndarray:

@@ -267,6 +267,7 @@ class Painter:
         height, width = frame.shape[:2]
         self.thumbnail = None if preview else Thumbnail(self.frame)
         self.parts = glaze_parts(width, height, rng)
+        self.detail_map: np.ndarray | None = None
 
     def plan(
         self, radius: float, finest: bool, lay_in: bool = False, first: bool = False
@@ -279,10 +280,13 @@ class Painter:
         threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
         spacing = radius if lay_in else 2 * radius
         opacity = self.settings.opacity * (FIRST_OPACITY if first else 1.0)
+        # Detail brushes go only where the goal itself has detail: elsewhere what the larger
+        # brushes left is smooth enough for the glazes, and the cost follows the detail.
+        where = self.paintable & self.detailed() if radius <= DETAIL_RADIUS else self.paintable
         strokes, gain, progress = plan_level(
             canvas,
             reference,
-            self.paintable,
+            where,
             radius,
             self.settings,
             self.rng,
@@ -315,6 +319,13 @@ class Painter:
         order = painting_order(strokes, gain, self.rng)
         items = np.concatenate([order, -1 - np.arange(len(glazes))])
         return LevelPlan(strokes, items, np.concatenate([progress[order], glazes]))
+
+    def detailed(self) -> np.ndarray:
+        """Where the goal has detail of a few pixels: it differs from itself blurred."""
+        if self.detail_map is None:
+            difference = pixel_difference(self.goal_pm, blur(self.goal_pm, DETAIL_RADIUS))
+            self.detail_map = spread(difference > DETAIL_CONTRAST, np.maximum)
+        return self.detail_map
 
     def paint(self, plan: LevelPlan, items: np.ndarray, index: int, last: bool) -> StepLayer:
         """Paint these items as step `index`; the last step also finishes all that is left."""
@@ -392,6 +403,7 @@ def brush_radii(width: int, height: int, detail: float) -> list[float]:
 
 FIRST_OPACITY = 0.6  # the first brush size painted goes on this much thinner: a loose lay-in
 DETAIL_RADIUS = 2.0  # px: brushes this small paint detail, not shapes
+DETAIL_CONTRAST = 16  # levels: the goal has detail where it is this far from itself blurred
 GLAZE = 24  # a pixel this close (0-510, premultiplied RGBA distance) is left to the glaze
 SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at every size
 
@@ -436,7 +448,7 @@ def plan_level(
     detail = radius <= DETAIL_RADIUS
     if detail:
         # Detail brushes go only where some pixel is still visibly off: what is closer than
-        # that is left to the final glaze, so the cost follows the picture's detail.
+        # that is left to the glazes.
         wanted = cell_max(error, size) > GLAZE**2
     starts = worst_cells(error, wanted, size)
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0

@@ -1,11 +1,13 @@
 """The strokes engine: a painter's process from brush strokes, on the CPU, with no weights.
 
-The plan follows Hertzmann's painterly rendering (1998): for brushes from large to small, compare
-the canvas with the goal blurred to that brush's scale, and where a grid cell is still wrong, start
-a stroke at its worst pixel that follows the image's contours (perpendicular to the gradient)
-until the canvas there is already closer to the goal than the stroke's colour. The strokes of all
-sizes, in painting order, are then dealt into N steps with equal amounts of paint, and the last
-step also fixes what the strokes left wrong, so the process ends on the goal.
+The plan follows Hertzmann's painterly rendering (1998): for brushes from large to small (down to
+about 1 px), compare the canvas with the goal blurred to that brush's scale, and where a grid cell
+is still wrong, start a stroke at its worst pixel that follows the image's contours
+(perpendicular to the gradient) until the canvas there is already closer to the goal than the
+stroke's colour. The largest brush lays in all of the paper loosely; detail brushes go only where
+the goal has detail. Glazes then close what the strokes left, a part at a time, so the process
+ends on the goal without a step that pastes it in. Each brush size gets steps by how far it takes
+the error down on a log scale, and each step takes away a like part of what is left.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def paint_process(
         )
     height, width = frame.shape[:2]
     radii = brush_radii(width, height, settings.detail)
-    shares, ratios = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
+    shares, ratios, errors = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
     counts = deal_steps(request.steps, shares)
     index, spare = 0, 0
@@ -126,9 +128,12 @@ def paint_process(
         count = counts[level] + spare
         if count == 0:
             continue
-        plan = painter.plan(radius, finest, lay_in=level == 0, first=index == 0)
-        # A size with fewer strokes than steps hands the rest on to the next.
+        plan = painter.plan(radius, finest, lay_in=level == 0, first=index == 0, count=count)
+        # A size with fewer strokes than steps hands the rest on to the next, and one that
+        # would take away next to nothing of the error left hands on all of them.
         spare = 0 if finest else max(0, count - len(plan.items))
+        if not finest and plan.amounts.sum() < LEAST_PROGRESS * errors[level]:
+            spare = count
         count -= spare
         if count == 0:
             continue
@@ -168,6 +173,8 @@ def deal_steps(steps: int, shares: list[float]) -> list[int]:
     return counts
 
 
+LEAST_SHARE = 0.05  # of the error on a log scale: what a size must take away to be painted
+LEAST_PROGRESS = 0.1  # a size that would take less of the error away than this is left out
 MIN_STEPS = 2  # so that no brush size paints all of the canvas in one step
 
 
@@ -178,10 +185,11 @@ def estimate_shares(
     radii: list[float],
     settings: Settings,
     seed: int,
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """How much of the process each brush size is, from a quick run at a small size.
 
-    Returns each size's share and the ratio of the error left after it to the error before it.
+    Returns each size's share, the ratio of the error left after it to the error before it,
+    and the error before it (summed over the paintable pixels, as at full size).
     A size's share is how much it takes the error down on a log scale, as an eye judges
     progress: steps are dealt so that each takes away a like part of what is left. A size gets
     no share (0) when the next smaller brush gets the picture closer to the goal for each pixel
@@ -213,7 +221,14 @@ def estimate_shares(
         errors.append(max(float(error), floor))
     errors = [max(error, floor) for error in errors]
     ratios = [min(1.0, after / before) for before, after in zip(errors, errors[1:])]
-    shares = [max(-np.log(ratio), 0.05) for ratio in ratios]
+    # A size the preview can see (a brush of a pixel or more there) and finds next to nothing
+    # for is left out; one it cannot see keeps a little share, for the picture's fine detail.
+    shares = [
+        0.0
+        if radius * scale >= 1 and -np.log(ratio) < LEAST_SHARE
+        else max(-np.log(ratio), LEAST_SHARE)
+        for ratio, radius in zip(ratios, radii)
+    ]
     for level in range(len(radii) - 2):
         if progress[level] < progress[level + 1]:
             shares[level] = 0.0
@@ -224,7 +239,8 @@ def estimate_shares(
         # the structure error, against 53-80 % when refining starts at the size below
         # (docs/benchmarks.md).
         shares[1] = 0.0
-    return shares, ratios
+    full = float(np.count_nonzero(paintable)) if scale == 1 else area / scale**2
+    return shares, ratios, [error * full / area for error in errors[:-1]]
 
 
 ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's share of paint
@@ -266,17 +282,24 @@ class Painter:
         self.preview = preview
         height, width = frame.shape[:2]
         self.thumbnail = None if preview else Thumbnail(self.frame)
-        self.parts = glaze_parts(width, height, rng)
         self.detail_map: np.ndarray | None = None
+        self.bands = GLAZE_BANDS
 
     def plan(
-        self, radius: float, finest: bool, lay_in: bool = False, first: bool = False
+        self,
+        radius: float,
+        finest: bool,
+        lay_in: bool = False,
+        first: bool = False,
+        count: int = 1,
     ) -> LevelPlan:
-        """The strokes of one brush size. The `lay_in` (the largest brush on paper) covers the
-        canvas all over, the palest passages too, with strokes twice as close so that they
-        overlap, in no order of place; the `first` size painted goes on semi-transparent."""
+        """The strokes of one brush size, to be dealt into `count` steps. The `lay_in` (the
+        largest brush on paper) covers the canvas all over, the palest passages too, with
+        strokes closer together so that they overlap, in no order of place; the `first` size
+        painted goes on semi-transparent. The finest size ends with the glazes."""
         canvas = premultiply(self.frame)
-        reference = self.goal_pm if finest else blur(self.goal_pm, radius)
+        # A detail brush aims at the goal itself: blurred by a pixel it would be much the same.
+        reference = self.goal_pm if radius <= DETAIL_RADIUS else blur(self.goal_pm, radius)
         threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
         spacing = radius if lay_in else 2 * radius
         opacity = self.settings.opacity * (FIRST_OPACITY if first else 1.0)
@@ -306,16 +329,17 @@ class Painter:
         # still more than its level off half the way to the goal, so that the residual shrinks
         # all over at once and no step moves a pixel far onto the goal. What each glaze does is
         # guessed from what is off before the strokes.
-        # Each glaze goes on in GLAZE_PARTS parts, scattered tiles each, so that steps can
-        # share them out.
+        # Each glaze goes on in bands of rows, so that steps can share them out: at least one
+        # item a step.
         residual = pixel_difference(canvas, self.goal_pm)
         residual[~self.paintable] = 0
+        self.bands = max(GLAZE_BANDS, -(-count // len(GLAZES)))
         glazes = []
         for level in GLAZES:
             off = np.where(residual > level, residual, 0).astype(np.float32)
-            glazes += [
-                float(off[self.parts == part].sum()) / 2 / 255 for part in range(GLAZE_PARTS)
-            ]
+            for part in range(self.bands):
+                _, top, _, bottom = self.band(part)
+                glazes.append(float(off[top:bottom].sum()) / 2 / 255)
         order = painting_order(strokes, gain, self.rng)
         items = np.concatenate([order, -1 - np.arange(len(glazes))])
         return LevelPlan(strokes, items, np.concatenate([progress[order], glazes]))
@@ -332,20 +356,32 @@ class Painter:
         height, width = self.paintable.shape
         batch = plan.strokes.take(items[items >= 0])
         glazes = np.sort(-1 - items[items < 0])
-        whole = last or glazes.size > 0
-        x0, y0, x1, y1 = (0, 0, width, height) if whole else batch.bounds(width, height)
+        x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
+        for glaze in glazes:
+            x0, y0, x1, y1 = union((x0, y0, x1, y1), self.band(glaze % self.bands))
+        x0, y0, x1, y1 = (int(v) for v in (x0, y0, x1, y1))
         window = (slice(y0, y1), slice(x0, x1))
         frame = self.frame[window]
         layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
         np.multiply(layer[..., 3], self.paintable[window], out=layer[..., 3])
         if not self.opaque:
             limit_alpha(layer, frame, self.goal[window])
+        if last or glazes.size:
+            # Only pixels that are off, or that this step paints, can need a glaze.
+            residual = pixel_difference(premultiply(frame), self.goal_pm[window])
+            painted = layer[..., 3] > 0
         for glaze in glazes:
-            where = self.paintable & (self.parts == glaze % GLAZE_PARTS)
-            level = GLAZES[glaze // GLAZE_PARTS]
-            glaze_layer(layer, self.frame, self.goal, where, level, halfway=True)
+            level = GLAZES[glaze // self.bands]
+            band = np.zeros(height, bool)
+            _, top, _, bottom = self.band(glaze % self.bands)
+            band[top:bottom] = True
+            where = self.paintable[window] & band[window[0], None]
+            where &= (residual > level) | painted
+            glaze_layer(layer, x0, y0, self.frame, self.goal, where, level, halfway=True)
         if last:
-            glaze_layer(layer, self.frame, self.goal, self.paintable, self.settings.tolerance // 2)
+            level = self.settings.tolerance
+            where = self.paintable[window] & ((residual > level) | painted)
+            glaze_layer(layer, x0, y0, self.frame, self.goal, where, level)
         pixels, x, y = crop_to_paint(layer, x0, y0)
         step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
@@ -353,6 +389,11 @@ class Painter:
             return step
         small = self.thumbnail.update(self.frame, x, y, x + step.width, y + step.height)
         return StepLayer(index, x, y, step.pixels, small)
+
+    def band(self, part: int) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the band of rows that part `part` of a glaze covers."""
+        height, width = self.paintable.shape
+        return (0, part * height // self.bands, width, (part + 1) * height // self.bands)
 
 
 def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -411,14 +452,7 @@ SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at 
 # the way to the goal; after them every pixel is within the last, and the last step's glaze
 # closes the few levels left.
 GLAZES = (32, 16, 8, 4)
-GLAZE_PARTS = 4
-
-
-def glaze_parts(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """(H, W) uint8: which part of a glaze each pixel is in, by square tiles dealt at random."""
-    tile = max(8, max(width, height) // 32)
-    grid = rng.integers(0, GLAZE_PARTS, (-(-height // tile), -(-width // tile)), dtype=np.uint8)
-    return np.repeat(np.repeat(grid, tile, axis=0)[:height], tile, axis=1)[:, :width]
+GLAZE_BANDS = 4  # bands of rows a glaze goes on in, at the least
 
 
 def plan_level(
@@ -440,17 +474,32 @@ def plan_level(
     # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
     # already right in its large shapes gets no big strokes, only the detail it lacks.
     size = max(2, int(round(spacing)))
-    seen = colour_distance(box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size))
-    seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
     error = squared_distance(canvas, reference)
     error *= paintable
-    wanted = seen > threshold
     detail = radius <= DETAIL_RADIUS
     if detail:
         # Detail brushes go only where some pixel is still visibly off: what is closer than
         # that is left to the glazes.
         wanted = cell_max(error, size) > GLAZE**2
+    else:
+        seen = colour_distance(
+            box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size)
+        )
+        seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
+        wanted = seen > threshold
     starts = worst_cells(error, wanted, size)
+    if len(starts) == 0:
+        nothing = np.zeros(0, np.float32)
+        return (
+            Strokes(
+                np.zeros((0, 1, 2), np.float32),
+                np.zeros(0, np.int64),
+                np.zeros((0, 4), np.float32),
+                nothing,
+            ),
+            nothing,
+            nothing,
+        )
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
     rgba = np.concatenate(
         [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1
@@ -730,15 +779,18 @@ def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
 
 def glaze_layer(
     layer: np.ndarray,
+    x0: int,
+    y0: int,
     frame: np.ndarray,
     goal: np.ndarray,
     where: np.ndarray,
     level: int,
     halfway: bool = False,
 ) -> None:
-    """Add to the whole-canvas layer, where the canvas would still be more than `level` off
-    inside `where`, exactly what is missing; or, `halfway`, half of it, on opaque pixels. In
-    place, touching the pixels inside `where` only."""
+    """Add to the layer (placed at x0, y0), where the canvas would still be more than `level`
+    off inside `where`, exactly what is missing; or, `halfway`, half of it on opaque pixels
+    (all of it where that is at most twice `level` and a glaze). In place, touching the
+    pixels inside `where` only."""
     layer_words = layer.view(np.uint32).reshape(-1)
     frame_words = frame.view(np.uint32).reshape(-1)
     goal_words = goal.view(np.uint32).reshape(-1)
@@ -747,23 +799,30 @@ def glaze_layer(
         if rows.size == 0:
             continue
         rows += top
-        spots = rows * frame.shape[1] + cols
+        spots = (rows + y0) * frame.shape[1] + cols + x0
+        local = rows * layer.shape[1] + cols
         below = np.take(frame_words, spots)
         wanted = np.take(goal_words, spots)
-        after = blend_words(below, np.take(layer_words, spots)).view(np.uint8).reshape(-1, 4)
+        after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
         goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
         difference = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1)
         off = difference > level
         if halfway:
             off &= (after[:, 3] == 255) & (goal_pixels[:, 3] == 255)
-        if off.any():
-            below_pixels = below[off].view(np.uint8).reshape(-1, 4)
-            goal_pixels = goal_pixels[off]
-            if halfway:
-                middle = (after[off].astype(np.int16) + goal_pixels) // 2
-                goal_pixels = middle.astype(np.uint8)
-            fix = solve_over(below_pixels, goal_pixels)
-            np.put(layer_words, spots[off], fix.view(np.uint32).reshape(-1))
+        if not off.any():
+            continue
+        below = below[off]
+        goal_pixels = goal_pixels[off]
+        if halfway:
+            # Half the way; all of it where that is a small move anyway.
+            middle = ((after[off].astype(np.int16) + goal_pixels) // 2).astype(np.uint8)
+            near = difference[off] <= min(2 * level, GLAZE)
+            goal_pixels = np.where(near[:, None], goal_pixels, middle)
+        if (below >= np.uint32(0xFF000000)).all() and goal_pixels[:, 3].min() == 255:
+            fix = goal_pixels  # opaque over opaque is itself
+        else:
+            fix = solve_over(below.view(np.uint8).reshape(-1, 4), goal_pixels)
+        np.put(layer_words, local[off], np.ascontiguousarray(fix).view(np.uint32).reshape(-1))
 
 
 def pixel_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -135,16 +135,10 @@ def paper_share(
     return float(untouched.mean())
 
 
-def visible_change(before: np.ndarray, after: np.ndarray) -> float:
-    """Mean colour change in levels of one step, over every pixel and channel as shown on
-    white: what a viewer sees move, whatever the amount of paint."""
-    changed = np.any(before != after, axis=2)
-    moved = np.abs(on_white(after[changed]) - on_white(before[changed])).sum()
-    return float(moved / (changed.size * 3))
-
-
-def change_spread(changes: list[float]) -> float:
-    """The smallest step's visible change over the median step's (1 when every step shows
-    the same progress, 0 when a step shows none)."""
-    middle = float(np.median(changes))
-    return min(changes) / middle if middle > 0 else 0.0
+def step_progress(shown: list[np.ndarray]) -> list[float]:
+    """For frames 0..N: the share of what is still off the final frame (mean colour difference
+    on white) that each step takes away; 1 for a step that ends on it, 0 for one that changes
+    nothing, below 0 for one that goes away from it."""
+    final = on_white(shown[-1])
+    left = [float(np.abs(on_white(frame) - final).mean()) for frame in shown]
+    return [1 - after / before if before > 0 else 1.0 for before, after in zip(left, left[1:])]

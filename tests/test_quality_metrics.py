@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from conftest import photo
 from paintstep.quality import (
-    change_spread,
     colour_difference,
     finished_region,
     kept_changed,
@@ -12,7 +11,7 @@ from paintstep.quality import (
     paste_counts,
     paste_shares,
     psnr,
-    visible_change,
+    step_progress,
 )
 from starts import STARTS, make_start
 
@@ -115,33 +114,14 @@ def test_psnr_of_the_frame_at_ninety_percent_of_a_cross_fade_and_of_a_paste(pict
     assert psnr(pasted[9], pasted[-1]) < 15
 
 
-def test_visible_change_is_the_mean_level_change_and_spread_finds_a_step_that_shows_none():
-    before = np.zeros((2, 2, 4), np.uint8)
-    before[..., 3] = 255
-    after = before.copy()
-    after[0, 0, :3] = 120  # one pixel of four, three channels moved by 120
-    assert visible_change(before, after) == pytest.approx(30)
-    assert visible_change(before, before) == 0
-    assert change_spread([3, 3, 3, 3]) == 1
-    assert change_spread([4, 4, 1, 4]) == pytest.approx(0.25)
-    assert change_spread([4, 4, 0, 4]) == 0
-
-
-def test_a_dark_picture_painted_in_equal_paint_steps_shows_little_progress_late():
-    # Each step paints a quarter of a dark picture: first laid in dark grey over white, then
-    # refined to its own dark values, which shows almost nothing; spread is there to catch it.
-    dark = np.zeros((32, 32, 4), np.uint8)
-    dark[..., 3] = 255
-    dark[:, :, :3] = np.linspace(10, 50, 32, dtype=np.uint8)[None, :, None]
-    frames = [blank(dark)]
-    for k in range(8):
-        frame = frames[-1].copy()
-        rows = slice(k % 4 * 8, k % 4 * 8 + 8)
-        frame[rows] = (30, 30, 30, 255) if k < 4 else dark[rows]
-        frames.append(frame)
-    changes = [visible_change(a, b) for a, b in zip(frames, frames[1:])]
-    assert change_spread(changes) < 0.2
-    assert change_spread(changes[:4]) == 1
+def test_step_progress_is_the_share_of_what_is_left_that_a_step_takes_away(picture):
+    faded = cross_fade(blank(picture), picture, 4)
+    # A linear cross-fade takes a quarter of the way, then a third of what is left, a half...
+    assert step_progress(faded) == pytest.approx([1 / 4, 1 / 3, 1 / 2, 1], abs=0.02)
+    stalled = [faded[0], faded[1], faded[1], faded[4]]
+    assert step_progress(stalled)[1] == 0
+    back = [faded[0], faded[2], faded[1], faded[4]]
+    assert step_progress(back)[1] < 0
 
 
 @pytest.mark.parametrize("kind", list(STARTS))

@@ -38,8 +38,9 @@ from paintstep.process import (
 )
 from PIL import Image
 
+from .raster import solve_over
 from .strokes import Settings as StrokeSettings
-from .strokes import paint_process, paintable_region, solve_over
+from .strokes import paint_process, paintable_region
 
 log = logging.getLogger("paintstep.diffusion")
 

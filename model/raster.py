@@ -1,0 +1,169 @@
+"""Per-pixel maths on RGBA canvases for the strokes engine: distances, blurs, filters, and the
+glazes that close what the strokes leave.
+
+Images are (H, W, 4) uint8; "premultiplied" ones as skia and Pillow's "RGBa" hold them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from paintstep.process import BAND_ROWS, blend_words
+from PIL import Image, ImageFilter
+
+GLAZE = 24  # levels: a move this small is a glaze, not a visible jump onto the goal
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel largest channel difference of two premultiplied RGBA uint8 images, uint8."""
+    difference = np.zeros(a.shape[:2], np.uint8)
+    for channel in range(4):
+        high = np.maximum(a[..., channel], b[..., channel])
+        high -= np.minimum(a[..., channel], b[..., channel])
+        np.maximum(difference, high, out=difference)
+    return difference
+
+
+def squared_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel squared distance of two RGBA uint8 images, as int32 (0..4 * 255**2)."""
+    total = np.zeros(a.shape[:2], np.int32)
+    for channel in range(4):
+        d = a[..., channel].astype(np.int16)
+        d -= b[..., channel]
+        # d * d is at most 65025: it overflows int16 but is exact read back as uint16.
+        np.multiply(d, d, out=d, dtype=np.int16, casting="unsafe")
+        total += d.view(np.uint16)
+    return total
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel Euclidean distance of two premultiplied RGBA uint8 images, in 0..2."""
+    distance = np.zeros(a.shape[:2], np.float32)
+    for channel in range(4):
+        d = a[..., channel].astype(np.float32) - b[..., channel]
+        distance += d * d
+    np.sqrt(distance, out=distance)
+    distance /= 255.0
+    return distance
+
+
+def premultiplied(pixels: np.ndarray) -> np.ndarray:
+    """(n, 4) straight RGBA as premultiplied int16, rounded as Pillow and skia round."""
+    out = pixels.astype(np.int16)
+    if pixels[:, 3].min(initial=255) == 255:
+        return out
+    out[:, :3] = (pixels[:, :3].astype(np.uint16) * pixels[:, 3:] + 127) // 255
+    return out
+
+
+def box_reduce(image: np.ndarray, mode: str, size: int) -> np.ndarray:
+    """The mean of each size x size cell (cells at the edges cover what is left)."""
+    return np.asarray(Image.fromarray(image, mode).reduce(size))
+
+
+def cell_max(values: np.ndarray, size: int) -> np.ndarray:
+    """The largest value in each size x size cell (cells at the edges cover what is left)."""
+    height, width = values.shape
+    rows, cols = -(-height // size), -(-width // size)
+    padded = np.zeros((rows * size, cols * size), values.dtype)
+    padded[:height, :width] = values
+    return padded.reshape(rows, size, cols, size).max(axis=(1, 3))
+
+
+def spread(image: np.ndarray, pick) -> np.ndarray:
+    """A 3 x 3 minimum (pick=np.minimum) or maximum filter, edges repeated, as Pillow's
+    MinFilter(3) and MaxFilter(3) do: in rows then in columns, 50 times faster at 4096 px."""
+    out = image.copy()
+    pick(out[1:], image[:-1], out=out[1:])
+    pick(out[:-1], image[1:], out=out[:-1])
+    rows = out.copy()
+    pick(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    pick(out[:, :-1], rows[:, 1:], out=out[:, :-1])
+    return out
+
+
+def blur(image: np.ndarray, radius: float) -> np.ndarray:
+    """The goal as a brush of this radius sees it: blurred by half the radius.
+
+    Wide blurs run on a reduced copy and are scaled back up, which looks the same and is fast.
+    """
+    picture = Image.fromarray(image, "RGBa")
+    sigma = radius / 2
+    factor = int(sigma // 2)
+    if factor < 2:
+        return np.asarray(picture.filter(ImageFilter.GaussianBlur(sigma)))
+    small = picture.reduce(factor).filter(ImageFilter.GaussianBlur(sigma / factor))
+    return np.asarray(small.resize(picture.size, Image.Resampling.BILINEAR))
+
+
+def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Pixels that, composited over `below`, give `wanted` (as near as "over" can reach)."""
+    da = below[:, 3:].astype(np.float32) / 255.0
+    wa = wanted[:, 3:].astype(np.float32) / 255.0
+    alpha = np.where(da >= 1.0, 1.0, np.clip((wa - da) / np.maximum(1.0 - da, 1e-6), 0, 1))
+    alpha = np.where(wa >= 1.0, 1.0, alpha)
+    below_rgb = below[:, :3] * da * (1 - alpha)
+    rgb = (wanted[:, :3] * np.maximum(wa, alpha + da * (1 - alpha)) - below_rgb) / np.maximum(
+        alpha, 1e-6
+    )
+    out = np.empty_like(wanted)
+    out[:, :3] = np.clip(np.rint(rgb), 0, 255)
+    out[:, 3:] = np.rint(alpha * 255)
+    return out
+
+
+def limit_alpha(layer: np.ndarray, below: np.ndarray, goal: np.ndarray) -> None:
+    """Keep strokes off pixels that are not opaque and should end translucent (in place).
+
+    Paint only adds opacity: a stroke there would use up the opacity that finishing needs to
+    set the exact colour, so those pixels are left to the finishing alone.
+    """
+    keep_off = (below[..., 3] < 255) & (goal[..., 3] < 255)
+    layer[..., 3][keep_off] = 0
+
+
+def glaze_layer(
+    layer: np.ndarray,
+    x0: int,
+    y0: int,
+    frame: np.ndarray,
+    goal: np.ndarray,
+    where: np.ndarray,
+    level: int,
+    halfway: bool = False,
+) -> None:
+    """Add to the layer (placed at x0, y0), where the canvas would still be more than `level`
+    off inside `where`, exactly what is missing; or, `halfway`, half of it on opaque pixels
+    (all of it where that is at most twice `level` and a glaze). In place, touching the
+    pixels inside `where` only."""
+    layer_words = layer.view(np.uint32).reshape(-1)
+    frame_words = frame.view(np.uint32).reshape(-1)
+    goal_words = goal.view(np.uint32).reshape(-1)
+    for top in range(0, where.shape[0], BAND_ROWS):
+        rows, cols = np.nonzero(where[top : top + BAND_ROWS])
+        if rows.size == 0:
+            continue
+        rows += top
+        spots = (rows + y0) * frame.shape[1] + cols + x0
+        local = rows * layer.shape[1] + cols
+        below = np.take(frame_words, spots)
+        wanted = np.take(goal_words, spots)
+        after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
+        goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
+        difference = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1)
+        off = difference > level
+        if halfway:
+            off &= (after[:, 3] == 255) & (goal_pixels[:, 3] == 255)
+        if not off.any():
+            continue
+        below = below[off]
+        goal_pixels = goal_pixels[off]
+        if halfway:
+            # Half the way; all of it where that is a small move anyway.
+            middle = ((after[off].astype(np.int16) + goal_pixels) // 2).astype(np.uint8)
+            near = difference[off] <= min(2 * level, GLAZE)
+            goal_pixels = np.where(near[:, None], goal_pixels, middle)
+        if (below >= np.uint32(0xFF000000)).all() and goal_pixels[:, 3].min() == 255:
+            fix = goal_pixels  # opaque over opaque is itself
+        else:
+            fix = solve_over(below.view(np.uint8).reshape(-1, 4), goal_pixels)
+        np.put(layer_words, local[off], np.ascontiguousarray(fix).view(np.uint32).reshape(-1))

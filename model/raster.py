@@ -10,7 +10,7 @@ import numpy as np
 from paintstep.process import BAND_ROWS, blend_words
 from PIL import Image, ImageFilter
 
-GLAZE = 24  # levels: a move this small is a glaze, not a visible jump onto the goal
+GLAZE = 24  # levels (largest channel): a move this small is a glaze, not a visible jump
 
 
 def pixel_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -132,8 +132,8 @@ def glaze_layer(
     halfway: bool = False,
 ) -> None:
     """Add to the layer (placed at x0, y0), where the canvas would still be more than `level`
-    off inside `where`, exactly what is missing; or, `halfway`, half of it on opaque pixels
-    (all of it where that is at most twice `level` and a glaze). In place, touching the
+    off inside `where`, exactly what is missing; or, `halfway`, half of it where the goal is
+    opaque (all of it where that is at most twice `level` and a glaze). In place, touching the
     pixels inside `where` only."""
     layer_words = layer.view(np.uint32).reshape(-1)
     frame_words = frame.view(np.uint32).reshape(-1)
@@ -152,7 +152,7 @@ def glaze_layer(
         difference = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1)
         off = difference > level
         if halfway:
-            off &= (after[:, 3] == 255) & (goal_pixels[:, 3] == 255)
+            off &= goal_pixels[:, 3] == 255  # solve_over lays it over a translucent pixel
         if not off.any():
             continue
         below = below[off]

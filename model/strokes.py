@@ -55,7 +55,12 @@ class StrokesEngine(Engine):
     description = "Brush strokes planned coarse to fine, on the CPU; no weights needed."
     options = (
         EngineOption(
-            "detail", float, 1.0, "Finer (higher) or coarser (lower) smallest brush.", 0.25, 4.0
+            "detail",
+            float,
+            1.0,
+            "Finer (higher) or coarser (lower) smallest brush: radius 1 px at 1, 0.5 px at 2.",
+            0.25,
+            2.0,
         ),
         EngineOption("opacity", float, 0.85, "How opaque each brush stroke is.", 0.2, 1.0),
         EngineOption("jitter", float, 0.05, "How much stroke colours vary.", 0.0, 0.3),
@@ -203,7 +208,7 @@ def estimate_shares(
     # The error a finished process is left with: about half the tolerance on each pixel.
     floor = max(settings.tolerance, 1) / 2 / 255 * area
     errors = [float(colour_distance(premultiply(frame), painter.goal_pm)[paintable].sum())]
-    progress = []
+    progress, previous = [], errors[0]
     for level, radius in enumerate(radii):
         finest = level == len(radii) - 1
         plan = painter.plan(radius * scale, finest, lay_in=level == 0, first=level == 0)
@@ -211,7 +216,8 @@ def estimate_shares(
         painter.paint(plan, plan.items, 0, last=finest)
         changed = np.count_nonzero(np.any(painter.frame != before, axis=2))
         error = colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum()
-        progress.append((errors[-1] - float(error)) / max(changed, 1))
+        progress.append((previous - float(error)) / changed if changed else 0.0)
+        previous = float(error)
         errors.append(max(float(error), floor))
     errors = [max(error, floor) for error in errors]
     ratios = [min(1.0, after / before) for before, after in zip(errors, errors[1:])]
@@ -223,6 +229,7 @@ def estimate_shares(
         else max(-np.log(ratio), LEAST_SHARE)
         for ratio, radius in zip(ratios, radii)
     ]
+    shares[-1] = max(shares[-1], LEAST_SHARE)  # the finest size carries the glazes
     for level in range(len(radii) - 2):
         if progress[level] < progress[level + 1]:
             shares[level] = 0.0
@@ -233,8 +240,7 @@ def estimate_shares(
         # the structure error, against 53-80 % when refining starts at the size below
         # (docs/benchmarks.md).
         shares[1] = 0.0
-    full = float(np.count_nonzero(paintable)) if scale == 1 else area / scale**2
-    return shares, ratios, [error * full / area for error in errors[:-1]]
+    return shares, ratios, [error / scale**2 for error in errors[:-1]]
 
 
 ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's share of paint
@@ -244,8 +250,9 @@ ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's
 class LevelPlan:
     """One brush size's part of the process, in painting order.
 
-    items[i] >= 0 is a stroke (an index into strokes); items[i] < 0 finishes area -1 - items[i]
-    of the painter's area map. amounts[i] is how much paint item i lays down.
+    items[i] >= 0 is a stroke (an index into strokes); items[i] < 0 is a glaze, -1 - items[i]
+    being level * bands + band (Painter.band). amounts[i] is how much closer item i brings the
+    picture, in the units of colour_distance.
     """
 
     strokes: Strokes
@@ -274,10 +281,10 @@ class Painter:
         self.settings = settings
         self.rng = rng
         self.preview = preview
-        height, width = frame.shape[:2]
         self.thumbnail = None if preview else Thumbnail(self.frame)
         self.detail_map: np.ndarray | None = None
         self.bands = GLAZE_BANDS
+        self.rows = (0, frame.shape[0])  # the rows the glazes go over
 
     def plan(
         self,
@@ -323,11 +330,14 @@ class Painter:
         # still more than its level off half the way to the goal, so that the residual shrinks
         # all over at once and no step moves a pixel far onto the goal. What each glaze does is
         # guessed from what is off before the strokes.
-        # Each glaze goes on in bands of rows, so that steps can share them out: at least one
-        # item a step.
+        # Each glaze goes on in bands of the rows that have something off, so that steps can
+        # share them out: at least one item a step, none over finished rows.
         residual = pixel_difference(canvas, self.goal_pm)
         residual[~self.paintable] = 0
-        self.bands = max(GLAZE_BANDS, -(-count // len(GLAZES)))
+        rows = np.flatnonzero((residual > GLAZES[-1]).any(axis=1))
+        self.rows = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, len(residual))
+        wanted = max(GLAZE_BANDS, -(-count // len(GLAZES)))
+        self.bands = max(1, min(wanted, self.rows[1] - self.rows[0]))  # never a band of no rows
         glazes = []
         for level in GLAZES:
             off = np.where(residual > level, residual, 0).astype(np.float32)
@@ -386,8 +396,10 @@ class Painter:
 
     def band(self, part: int) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) of the band of rows that part `part` of a glaze covers."""
-        height, width = self.paintable.shape
-        return (0, part * height // self.bands, width, (part + 1) * height // self.bands)
+        top, bottom = self.rows
+        rows = bottom - top
+        width = self.paintable.shape[1]
+        return (0, top + part * rows // self.bands, width, top + (part + 1) * rows // self.bands)
 
 
 def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -429,8 +441,8 @@ DETAIL_CONTRAST = 16  # levels: the goal has detail where it is this far from it
 SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at every size
 
 # A glaze takes each pixel more than this far off (largest premultiplied channel, 0-255) half
-# the way to the goal; after them every pixel is within the last, and the last step's glaze
-# closes the few levels left.
+# the way to the goal, or all of it where that is a small move; the last step closes what is
+# left above the tolerance.
 GLAZES = (32, 16, 8, 4)
 GLAZE_BANDS = 4  # bands of rows a glaze goes on in, at the least
 

@@ -92,6 +92,22 @@ def test_every_step_shows_progress_on_light_and_dark_pictures(astronaut, light):
     assert len(np.unique(colours, axis=0)) > 20
 
 
+def test_no_step_is_empty_when_half_of_the_canvas_is_finished(astronaut):
+    start = astronaut.copy()
+    start[64:] = 255  # the top half is done; the bottom is blank paper
+    layers = paint(PaintRequest(start, target=astronaut, steps=16, seed=0))
+    assert len(layers) == 16 and all(not layer.is_empty for layer in layers)
+
+
+def test_a_flat_change_of_colour_at_a_high_tolerance_is_painted():
+    # No brush size finds anything to refine: the process is still dealt, not divided by zero.
+    start = np.full((64, 64, 4), 255, np.uint8)
+    target = start.copy()
+    target[..., :3] = 215
+    layers = paint(PaintRequest(start, target=target, steps=8, options={"tolerance": 32}))
+    assert len(layers) == 8
+
+
 def test_finished_parts_of_a_half_finished_canvas_stay_untouched():
     target = photo("astronaut", 128)
     start = half_finished(target)

@@ -69,14 +69,16 @@ def test_semi_to_complete_settles_the_large_shapes_in_the_first_quarter(name):
 
 
 @pytest.mark.parametrize(
-    ("name", "start"), [("coffee", "blank"), ("coffee", "blur"), ("moon", "holes")]
+    ("name", "start"),
+    [("coffee", "blank"), ("coffee", "transparent"), ("coffee", "blur"), ("moon", "holes")],
 )
 def test_the_finish_is_a_glaze_not_a_photo_pasted_in(name, start):
     # Issue 12: no step lands more than 15 % of what it changes on the finish in one visible
     # jump (5 % over the process), and the frame at 90 % is already close to the last.
     target = photo(name, 512)
-    if start == "blank":
-        request = PaintRequest(target, steps=16, seed=1)
+    if start in ("blank", "transparent"):
+        paper = "transparent" if start == "transparent" else None
+        request = PaintRequest(target, steps=16, seed=1, paper=paper)
     else:
         request = PaintRequest(make_start(start, target, 1), target=target, steps=16, seed=1)
     _, shown = process(request)

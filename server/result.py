@@ -262,12 +262,18 @@ class ResultWriter:
         """Write what is left (the last frame, the animations' ends); mark the result complete."""
         self.stop_thread(drop_queued=False)
         self.raise_failure()
-        count = len(self.steps_written)
-        if self.frame is not None and count and self.frame_written < count:
-            write_png(self.folder / self.steps_written[-1]["frame"], self.frame)
-        self.close_animations()
-        self.manifest["complete"] = True
-        self.end("finished")
+        try:
+            count = len(self.steps_written)
+            if self.frame is not None and count and self.frame_written < count:
+                write_png(self.folder / self.steps_written[-1]["frame"], self.frame)
+            self.close_animations()
+            self.manifest["complete"] = True
+            self.end("finished")
+        except OSError as error:  # said as a sentence, as a failed write on the thread is
+            self.failure = error
+            self.manifest["complete"] = False
+            self.close_animations()
+            self.raise_failure()
 
     @property
     def steps_written(self) -> list[dict[str, Any]]:
@@ -277,16 +283,18 @@ class ResultWriter:
         """End the animations: they show the steps written so far. After a failed write they
         are closed but not listed."""
         animations, self.animations = self.animations, []
-        for animation in animations:
+        first = None
+        for animation in animations:  # each is closed, even after another failed to
             try:
                 animation.close()
-            except Exception:
-                if self.failure is None:
-                    raise
+            except Exception as error:
+                first = first or error
                 continue
-            if self.failure is None:
+            if self.failure is None and first is None:
                 name = "gif" if isinstance(animation, GifStream) else "mp4"
                 self.manifest[name] = f"process.{name}"
+        if first is not None and self.failure is None:
+            raise first
 
     def end(self, state: str, message: str = "") -> None:
         """Record how the process ended: finished, cancelled or failed (with a sentence).

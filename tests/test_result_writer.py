@@ -78,6 +78,25 @@ def test_a_failed_write_is_said_in_the_painting_thread(tmp_path, painting):
     assert manifest["state"] == "failed" and manifest["steps"] == []
 
 
+def test_a_failed_write_at_the_end_is_said_too(tmp_path, painting, monkeypatch):
+    request, steps = painting
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, background=True)
+    for step in steps:
+        writer.add(step)
+
+    def full_disk(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("paintstep.animation.GifStream.close", full_disk)
+    with pytest.raises(PaintError, match=r"Cannot write the result into .* \(No space left"):
+        writer.finish()
+    assert writer.animations == []  # the MP4 was closed all the same
+    writer.end("failed", "no space")
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["state"] == "failed" and not manifest["complete"]
+    assert "gif" not in manifest and "mp4" not in manifest
+
+
 def test_a_writer_ended_early_lists_only_the_steps_it_wrote(tmp_path, painting):
     request, steps = painting
     writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, background=True)

@@ -327,11 +327,11 @@ class Painter:
             order = painting_order(strokes, gain, self.rng)
             return LevelPlan(strokes.take(order), np.arange(len(strokes)), progress[order])
         # The finest strokes go shape by shape too, then the glazes: each takes every pixel
-        # still more than its level off half the way to the goal, so that the residual shrinks
-        # all over at once and no step moves a pixel far onto the goal. What each glaze does is
-        # guessed from what is off before the strokes.
-        # Each glaze goes on in bands of the rows that have something off, so that steps can
-        # share them out: at least one item a step, none over finished rows.
+        # still more than its level off half the way to the goal, so that what is left shrinks
+        # over the whole canvas and no step moves a pixel far onto the goal. Each goes on in
+        # bands of the rows that have something off, so that steps can share them out (at least
+        # one item a step, none over finished rows); what each does is guessed from what is off
+        # before the strokes.
         residual = pixel_difference(canvas, self.goal_pm)
         residual[~self.paintable] = 0
         rows = np.flatnonzero((residual > GLAZES[-1]).any(axis=1))

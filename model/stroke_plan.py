@@ -31,18 +31,18 @@ def plan_level(
     threshold: float,
     spacing: float,
     opacity: float,
+    detail: bool,
 ) -> tuple[Strokes, np.ndarray, np.ndarray]:
     """Strokes of one brush size, wherever the canvas is still far from the reference, and how
     much closer each brings it.
 
-    Detail brushes carry the goal's colour unvaried.
+    `detail` brushes go only where a pixel is visibly off and carry the goal's colour unvaried.
     """
     # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
     # already right in its large shapes gets no big strokes, only the detail it lacks.
     size = max(2, int(round(spacing)))
     error = squared_distance(canvas, reference)
     error *= paintable
-    detail = radius <= DETAIL_RADIUS
     if detail:
         # Detail brushes go only where some pixel is still visibly off: what is closer than
         # that is left to the glazes.

@@ -204,7 +204,8 @@ def estimate_shares(
         small = Image.fromarray(paintable.astype(np.uint8) * 255).resize(size)
         paintable = np.asarray(small) > 127
     area = max(int(paintable.sum()), 1)
-    painter = Painter(frame, goal, paintable, settings, np.random.default_rng(seed), preview=True)
+    rng = np.random.default_rng(seed)
+    painter = Painter(frame, goal, paintable, settings, rng, preview=True, scale=scale)
     # The error a finished process is left with: about half the tolerance on each pixel.
     floor = max(settings.tolerance, 1) / 2 / 255 * area
     errors = [float(colour_distance(premultiply(frame), painter.goal_pm)[paintable].sum())]
@@ -271,6 +272,7 @@ class Painter:
         settings: Settings,
         rng: np.random.Generator,
         preview: bool = False,
+        scale: float = 1.0,
     ) -> None:
         self.frame = frame.copy()
         self.goal = np.ascontiguousarray(goal)
@@ -281,6 +283,7 @@ class Painter:
         self.settings = settings
         self.rng = rng
         self.preview = preview
+        self.scale = scale  # of this canvas to the picture's (a preview's is smaller)
         self.thumbnail = None if preview else Thumbnail(self.frame)
         self.detail_map: np.ndarray | None = None
         self.bands = GLAZE_BANDS
@@ -300,13 +303,14 @@ class Painter:
         painted goes on semi-transparent. The finest size ends with the glazes."""
         canvas = premultiply(self.frame)
         # A detail brush aims at the goal itself: blurred by a pixel it would be much the same.
-        reference = self.goal_pm if radius <= DETAIL_RADIUS else blur(self.goal_pm, radius)
+        detail = radius <= DETAIL_RADIUS * self.scale  # judged at full size in the preview too
+        reference = self.goal_pm if detail else blur(self.goal_pm, radius)
         threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
         spacing = radius if lay_in else 2 * radius
         opacity = self.settings.opacity * (FIRST_OPACITY if first else 1.0)
         # Detail brushes go only where the goal itself has detail: elsewhere what the larger
         # brushes left is smooth enough for the glazes, and the cost follows the detail.
-        where = self.paintable & self.detailed() if radius <= DETAIL_RADIUS else self.paintable
+        where = self.paintable & self.detailed() if detail else self.paintable
         strokes, gain, progress = plan_level(
             canvas,
             reference,
@@ -317,6 +321,7 @@ class Painter:
             threshold,
             spacing,
             opacity,
+            detail,
         )
         if not finest:
             if lay_in:

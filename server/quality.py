@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .model.raster import spread
+
 
 def on_white(rgba: np.ndarray) -> np.ndarray:
     """(H, W, 3) float64 colours of straight RGBA shown over white paper."""
@@ -70,21 +72,7 @@ def finished_region(
     `tolerance` levels; a match smaller than 3 x 3 px (a blur crossing the target's colour,
     a white star on white paper) is a coincidence, not a part, and is left out."""
     close = colour_difference(start, target) <= tolerance
-    return neighbours(neighbours(close, np.logical_and), np.logical_or)
-
-
-def neighbours(image: np.ndarray, combine) -> np.ndarray:
-    """(H, W) bool: each pixel combined with its 3 x 3 neighbours (edges repeated) by
-    `combine`: np.logical_and shrinks true areas by a pixel, np.logical_or grows them."""
-    out = image.copy()
-    for axis in (0, 1):
-        padded = np.concatenate([out.take([0], axis), out, out.take([-1], axis)], axis=axis)
-        size = out.shape[axis]
-        out = combine(
-            combine(padded.take(range(0, size), axis), padded.take(range(1, size + 1), axis)),
-            padded.take(range(2, size + 2), axis),
-        )
-    return out
+    return spread(spread(close, np.minimum), np.maximum)
 
 
 def kept_changed(start: np.ndarray, final: np.ndarray, finished: np.ndarray) -> float:

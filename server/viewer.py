@@ -181,6 +181,8 @@ class Viewer(QtWidgets.QMainWindow):
         # What the Export menu writes: an animation of frames first..last, a sheet of frames.
         self.first = QtWidgets.QSpinBox()
         self.last = QtWidgets.QSpinBox()
+        for box in (self.first, self.last):
+            box.setRange(0, 0)  # then "to" follows the steps, as the slider does
         self.sheet_frames = QtWidgets.QLineEdit()
         self.sheet_frames.setPlaceholderText("frames for a contact sheet, e.g. 0, 4, 8, 16")
         exports = QtWidgets.QHBoxLayout()
@@ -211,7 +213,8 @@ class Viewer(QtWidgets.QMainWindow):
             self.process.changed.disconnect(self.refresh)
         self.process = process
         self.strip.clear()
-        self.slider.setRange(0, 0)
+        for widget in (self.slider, self.first, self.last):
+            widget.setRange(0, 0)
         process.changed.connect(self.refresh)
         self.refresh()
 

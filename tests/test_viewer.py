@@ -170,6 +170,20 @@ def test_exports_from_the_window(app, folder, tmp_path, monkeypatch):
     window.close()
 
 
+def test_the_animation_export_takes_the_whole_process_by_default(
+    app, folder, tmp_path, monkeypatch
+):
+    window = open_folder(folder)
+    assert (window.first.value(), window.last.value()) == (0, 8)
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "all.gif"), "")
+    )
+    window.ask_animation()
+    with Image.open(tmp_path / "all.gif") as gif:
+        assert gif.n_frames == 9  # frames 0..8
+    window.close()
+
+
 def test_follows_a_live_job_on_a_server(app, tmp_path):
     import time
 

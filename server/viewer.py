@@ -313,17 +313,25 @@ class Viewer(QtWidgets.QMainWindow):
             self.message.setVisible(True)
         return self.process.result
 
+    def save_path(self, name: str) -> str:
+        """Where a save dialog starts: the result folder, where the process's files are."""
+        folder = self.process.result.folder if self.process.result is not None else Path.cwd()
+        return str(folder / name)
+
     def ask_animation(self) -> None:
+        first, last = self.first.value(), self.last.value()
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export animation", "process.gif", "GIF (*.gif);;MP4 (*.mp4)"
+            self,
+            "Export animation",
+            self.save_path(f"frames_{first}-{last}.gif"),  # not over the folder's process.gif
+            "GIF (*.gif);;MP4 (*.mp4)",
         )
         if path and self.need_result():
-            first, last = self.first.value(), self.last.value()
             self.run_export(lambda: export_animation(self.process.result, first, last, path))
 
     def ask_contact_sheet(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export contact sheet", "sheet.png", "PNG (*.png)"
+            self, "Export contact sheet", self.save_path("sheet.png"), "PNG (*.png)"
         )
         if path and self.need_result():
             self.run_export(lambda: contact_sheet(self.process.result, self.chosen_frames(), path))
@@ -342,7 +350,7 @@ class Viewer(QtWidgets.QMainWindow):
 
     def ask_ora(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export layers", "process.ora", "OpenRaster (*.ora)"
+            self, "Export layers", self.save_path("process.ora"), "OpenRaster (*.ora)"
         )
         if path and self.need_result():
             self.run_export(lambda: write_ora(self.process.result, path))

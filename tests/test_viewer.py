@@ -184,6 +184,20 @@ def test_the_animation_export_takes_the_whole_process_by_default(
     window.close()
 
 
+def test_export_dialogs_open_in_the_result_folder(app, folder, tmp_path, monkeypatch):
+    window = open_folder(folder)
+    asked = []
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getSaveFileName", lambda *a: asked.append(a[2]) or ("", "")
+    )
+    window.ask_animation()
+    window.ask_contact_sheet()
+    window.ask_ora()
+    assert [Path(where).parent for where in asked] == [folder] * 3
+    assert Path(asked[0]).name == "frames_0-8.gif"
+    window.close()
+
+
 def test_follows_a_live_job_on_a_server(app, tmp_path):
     import time
 

@@ -20,6 +20,17 @@ from .process import StepLayer, composite
 from .result import Result, load_result
 
 CACHED_FRAMES = 4
+Key = QtCore.Qt.Key
+WINDOW_KEYS = {
+    Key.Key_Left,
+    Key.Key_Right,
+    Key.Key_Home,
+    Key.Key_End,
+    Key.Key_Space,
+    Key.Key_Plus,
+    Key.Key_Equal,
+    Key.Key_Minus,
+}
 
 
 class Process(QtCore.QObject):
@@ -135,6 +146,12 @@ class FrameView(QtWidgets.QGraphicsView):
 
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() in WINDOW_KEYS:
+            event.ignore()  # a graphics view scrolls with these; they scrub, in the window
+        else:
+            super().keyPressEvent(event)
 
     def wheelEvent(self, event: QtGui.QWheelEvent) -> None:  # noqa: N802 - Qt's name
         up = event.angleDelta().y() > 0

@@ -78,6 +78,21 @@ def test_opens_on_the_finished_picture_and_scrubs_by_key_and_wheel(app, folder):
     window.close()
 
 
+def test_arrow_keys_scrub_when_the_picture_has_focus(app, folder):
+    window = open_folder(folder)
+    window.show()
+    window.view.zoom(4)  # scroll bars: a graphics view would scroll with the arrows
+    window.view.setFocus()
+    app.processEvents()
+    for key in (QtCore.Qt.Key.Key_Home, QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Right):
+        event = QtGui.QKeyEvent(
+            QtCore.QEvent.Type.KeyPress, key, QtCore.Qt.KeyboardModifier.NoModifier
+        )
+        QtWidgets.QApplication.sendEvent(window.view, event)
+    assert window.slider.value() == 2
+    window.close()
+
+
 def test_playing_runs_through_the_steps_and_stops_at_the_end(app, folder):
     window = open_folder(folder)
     window.speed.setValue(30)

@@ -7,6 +7,8 @@ once and stays small in memory. PySide6 is the `viewer` extra, imported only her
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -479,9 +481,23 @@ def open_folder(folder: str | Path) -> Viewer:
     return Viewer(process)
 
 
+def check_display() -> None:
+    """Refuse with a sentence where Qt would abort: on Linux with no display and no platform."""
+    if QtWidgets.QApplication.instance() is not None or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise PaintError(
+            "The viewer needs a display: run it on a desktop, or give it a virtual one with "
+            "QT_QPA_PLATFORM=offscreen or xvfb-run."
+        )
+
+
 def run(
     folder: str | None, server: str | None = None, job: str | None = None, keys: str | None = None
 ) -> int:
+    check_display()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     window = follow(server, job, keys) if server else open_folder(folder)
     window.show()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,21 @@ def test_export_dialogs_open_in_the_result_folder(app, folder, tmp_path, monkeyp
     assert [Path(where).parent for where in asked] == [folder] * 3
     assert Path(asked[0]).name == "frames_0-8.gif"
     window.close()
+
+
+def test_without_a_display_it_says_so_and_exits_2(folder):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "paintstep", "view", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs a display" in done.stderr and "xvfb-run" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_follows_a_live_job_on_a_server(app, tmp_path):

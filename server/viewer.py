@@ -8,6 +8,7 @@ once and stays small in memory. PySide6 is the `viewer` extra, imported only her
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from collections import OrderedDict
@@ -22,6 +23,8 @@ from .process import StepLayer, composite
 from .result import Result, load_result
 
 CACHED_FRAMES = 4
+POST_MS = 50  # how often what threads found is taken to the window
+JOB_LIST_SECONDS = 1.0  # how often a viewer on a server asks for its jobs
 Key = QtCore.Qt.Key
 WINDOW_KEYS = {
     Key.Key_Left,
@@ -224,7 +227,13 @@ class Viewer(QtWidgets.QMainWindow):
         self.setCentralWidget(root)
         self.build_menu()
         self.resize(1100, 820)
+        self.job_list: JobList | None = None  # a server's jobs, asked for again and again
         self.set_process(process)
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.job_list is not None:
+            self.job_list.stop()
+        super().closeEvent(event)
 
     def set_process(self, process: Process) -> None:
         """Show another process (another job of a server) from its start."""
@@ -385,22 +394,39 @@ class Viewer(QtWidgets.QMainWindow):
         self.message.setVisible(True)
 
 
-class Follower(QtCore.QObject):
-    """Fetches a job from a server on a thread of its own; what arrives goes to the Process on
-    the UI thread through Qt's queued signals."""
+class Worker(QtCore.QObject):
+    """A thread's results, run on the UI thread: the thread `post`s calls, a timer makes them.
+    Not Qt's queued signals: PySide6 6.12 miscounts a reference for each signal emitted from a
+    Python thread, and the interpreter aborts at exit after a few hundred."""
 
-    started = QtCore.Signal(object, int)
-    step = QtCore.Signal(object)
-    note = QtCore.Signal(str)
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self.deliver)
+        self.timer.start(POST_MS)
+
+    def post(self, function, *args) -> None:
+        self.calls.put((function, args))
+
+    def deliver(self) -> None:
+        while True:
+            try:
+                function, args = self.calls.get_nowait()
+            except queue.Empty:
+                return
+            function(*args)
+
+
+class Follower(Worker):
+    """Fetches a job from a server on a thread of its own; what arrives goes to the Process on
+    the UI thread."""
 
     def __init__(
         self, process: Process, address: str, job: str | None, keys: str | None = None
     ) -> None:
         super().__init__()
         self.process, self.address, self.job, self.keys = process, address, job, keys
-        self.started.connect(self.on_started)
-        self.step.connect(process.add_step)
-        self.note.connect(process.set_note)
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
@@ -417,25 +443,69 @@ class Follower(QtCore.QObject):
             with Client(self.address, keys=keys) as client:
                 job = self.job or next(iter(j["job"] for j in client.list_jobs()), None)
                 if job is None:
-                    self.note.emit(f"The server at {self.address} has no jobs yet.")
+                    self.post(
+                        self.process.set_note, f"The server at {self.address} has no jobs yet."
+                    )
                     return
                 for event in client.fetch(job):
                     if isinstance(event, Accepted):
-                        self.started.emit(event.start.array().copy(), event.steps)
-                        self.note.emit(f"Job {job}: {event.state}, following it live.")
+                        self.post(self.on_started, event.start.array().copy(), event.steps)
+                        self.post(
+                            self.process.set_note, f"Job {job}: {event.state}, following it live."
+                        )
                     elif isinstance(event, Step):
-                        self.step.emit(event.to_layer())
+                        self.post(self.process.add_step, event.to_layer())
                     elif isinstance(event, Done):
-                        self.note.emit(f"Job {job}: {event.steps} steps, {event.state}.")
+                        self.post(
+                            self.process.set_note, f"Job {job}: {event.steps} steps, {event.state}."
+                        )
         except (ServerError, ServerLost, PaintError) as error:
-            self.note.emit(str(error))
+            self.post(self.process.set_note, str(error))
         except Exception as error:  # keep the window alive and say what happened
-            self.note.emit(f"Cannot follow the job at {self.address}: {error}")
+            self.post(self.process.set_note, f"Cannot follow the job at {self.address}: {error}")
+
+
+class JobList(Worker):
+    """Asks a server for its jobs every JOB_LIST_SECONDS on a thread of its own; each answer
+    goes to `listed` on the UI thread, each failure to `failed`."""
+
+    def __init__(self, address: str, keys: str | None, listed, failed) -> None:
+        super().__init__()
+        self.address, self.keys, self.listed, self.failed = address, keys, listed, failed
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop asking; waits for the thread so that no answer comes to a closed window."""
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def run(self) -> None:
+        from .client import Client, ServerError, ServerLost
+        from .keys import load_client_keys
+
+        try:
+            keys = load_client_keys(Path(self.keys)) if self.keys else None
+            with Client(self.address, keys=keys) as client:
+                while not self.stopped.wait(JOB_LIST_SECONDS):
+                    try:
+                        self.post(self.listed, client.list_jobs())
+                    except ServerLost as error:  # busy or restarting: ask again later
+                        self.post(self.failed, str(error))
+        except (ServerError, ServerLost, PaintError) as error:
+            if not self.stopped.is_set():
+                self.post(self.failed, str(error))
+
+
+def job_label(entry: dict) -> str:
+    label = f"{entry['name'] or entry['job']}: {entry['steps_done']}/{entry['steps']} steps"
+    return f"{label} ({entry['state']})"
 
 
 def follow(address: str, job: str | None = None, keys: str | None = None) -> Viewer:
-    """A viewer window on a server's jobs: a list to choose from, the chosen one followed live
-    (the one named, or the newest)."""
+    """A viewer window on a server's jobs, listed live: the chosen one is followed as it is
+    painted (the one named, or else the newest, until another is chosen)."""
     from .client import Client, ServerError, ServerLost
     from .keys import load_client_keys
 
@@ -447,27 +517,43 @@ def follow(address: str, job: str | None = None, keys: str | None = None) -> Vie
     except (ServerError, ServerLost, PaintError) as error:
         window.process.set_note(str(error))
         return window
+    ids: list[str] = []
+    followed: dict[str, str | None] = {"job": None, "chosen": job}
 
     def watch(index: int) -> None:
-        if 0 <= index < len(jobs):
+        if 0 <= index < len(ids) and ids[index] != followed["job"]:
+            followed["job"] = ids[index]
             process = Process()
             window.set_process(process)
-            window.follower = Follower(process, address, jobs[index]["job"], keys)
+            window.follower = Follower(process, address, ids[index], keys)
 
-    for entry in jobs:
-        label = f"{entry['name'] or entry['job']}: {entry['steps_done']}/{entry['steps']} steps"
-        window.jobs.addItem(f"{label} ({entry['state']})")
-    window.jobs.setVisible(bool(jobs))
-    window.jobs.currentIndexChanged.connect(watch)
+    def choose(index: int) -> None:
+        if 0 <= index < len(ids):
+            followed["chosen"] = ids[index]
+            watch(index)
+
+    def update(listed: list[dict]) -> None:
+        """New jobs at the top, every label as the server says now."""
+        new = [entry for entry in listed if entry["job"] not in ids]
+        window.jobs.blockSignals(True)
+        for place, entry in enumerate(new):
+            ids.insert(place, entry["job"])
+            window.jobs.insertItem(place, job_label(entry))
+        wanted = followed["chosen"] if followed["chosen"] in ids else (ids[0] if ids else None)
+        for entry in listed:
+            window.jobs.setItemText(ids.index(entry["job"]), job_label(entry))
+        if wanted is not None:
+            window.jobs.setCurrentIndex(ids.index(wanted))
+        window.jobs.blockSignals(False)
+        window.jobs.setVisible(bool(ids))
+        if wanted is not None:
+            watch(ids.index(wanted))
+
+    window.jobs.currentIndexChanged.connect(choose)
+    update(jobs)
     if not jobs:
         window.process.set_note(f"The server at {address} has no jobs yet.")
-        return window
-    ids = [entry["job"] for entry in jobs]
-    start = ids.index(job) if job in ids else 0
-    window.jobs.blockSignals(True)
-    window.jobs.setCurrentIndex(start)
-    window.jobs.blockSignals(False)
-    watch(start)
+    window.job_list = JobList(address, keys, update, lambda note: window.process.set_note(note))
     return window
 
 

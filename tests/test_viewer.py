@@ -230,42 +230,56 @@ def test_without_a_display_it_says_so_and_exits_2(folder):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_follows_a_live_job_on_a_server(app, tmp_path):
+def wait_for(app, condition, seconds: float = 60) -> bool:
+    """Run Qt's events until `condition()` holds or `seconds` pass; whether it holds."""
     import time
 
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
+    return condition()
+
+
+def test_follows_a_live_job_on_a_server(app, tmp_path):
     from paintstep.client import Client
+    from paintstep.process import composite
     from paintstep.viewer import follow
     from test_server import ServerProcess
 
     server = ServerProcess(tmp_path).start()
     try:
+        early = follow(server.address)  # opened before the server had a job
+        assert early.jobs.count() == 0 and "no jobs yet" in early.message.text()
         request = PaintRequest(photo("chelsea", 160), steps=30, seed=4)
         with Client(server.address) as client:
             events = client.generate_request(request)
             job = next(events).job
             window = follow(server.address, job)
-            assert window.jobs.isVisible() or window.jobs.count() == 1
-            deadline = time.monotonic() + 60
-            while not window.process.complete and time.monotonic() < deadline:
-                app.processEvents()
-                time.sleep(0.02)
-                if "steps, finished" in window.process.note:
-                    break
+            assert wait_for(app, lambda: "30 steps, finished" in window.process.note)
             list(events)
-        app.processEvents()
         assert window.process.count == 30
-        local = list(get_engine("strokes").paint(request))
         final = request.first_frame()
-        for layer in local:
-            from paintstep.process import composite
-
+        for layer in get_engine("strokes").paint(request):
             composite(final, layer)
         window.go(30)
         assert np.array_equal(shown(window), final)
         assert "30 steps, finished" in window.message.text()
         window.close()
-        listed = follow(server.address)  # no job named: the server's jobs, the newest shown
-        assert listed.jobs.count() == 1 and "30/30 steps (finished)" in listed.jobs.itemText(0)
+        # The early window lists the job that came, follows it, and its label is the server's now.
+        assert wait_for(app, lambda: "30/30 steps (finished)" in early.jobs.itemText(0))
+        assert early.jobs.count() == 1 and wait_for(app, lambda: early.process.count == 30)
+        with Client(server.address) as client:
+            list(client.generate_request(PaintRequest(photo("coffee", 96), steps=4), name="new"))
+        assert wait_for(app, lambda: early.jobs.itemText(0) == "new: 4/4 steps (finished)")
+        assert early.jobs.count() == 2 and "30/30 steps" in early.jobs.itemText(1)
+        assert wait_for(app, lambda: early.process.count == 4)  # the newest, as none was chosen
+        early.jobs.setCurrentIndex(1)  # chosen: it stays on that job as others come
+        assert wait_for(app, lambda: early.process.count == 30)
+        early.close()
+        listed = follow(server.address)
+        assert listed.jobs.count() == 2 and listed.jobs.currentIndex() == 0
         listed.close()
     finally:
         server.stop()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from .bands import in_bands
 from .errors import PaintError
 
 MAX_STEPS = 1000
@@ -192,21 +193,35 @@ def composite(frame: np.ndarray, layer: StepLayer) -> None:
         )
     if not frame.flags.c_contiguous:
         raise ValueError("composite needs a C-contiguous frame")
-    # Only painted pixels change, and a step is mostly clear: work on those alone, each pixel
-    # moved as one 32-bit word, straight in the frame, a band of rows at a time so that
-    # temporaries stay small on big canvases.
+    # Each pixel moves as one 32-bit word, straight in the frame, a band of rows at a time so
+    # that temporaries stay small on big canvases, the bands on all cores. Where a band is
+    # mostly clear only its painted pixels are blended; where it is mostly painted over an
+    # opaque frame, all of it (clear pixels come out of the blend as they were).
     words = frame.view(np.uint32).reshape(-1)
+    rows = slice(layer.y, layer.y + layer.height)
+    area = frame.view(np.uint32)[rows, layer.x : layer.x + layer.width, 0]
     pixels = np.ascontiguousarray(layer.pixels).view(np.uint32)[..., 0]
-    for top in range(0, layer.height, BAND_ROWS):
-        band = pixels[top : top + BAND_ROWS]
-        rows, cols = np.nonzero(band >= np.uint32(0x01000000))
-        if rows.size == 0:
-            continue
-        spots = (rows + (layer.y + top)) * width + (cols + layer.x)
-        np.put(words, spots, blend_words(np.take(words, spots), band[rows, cols]))
+
+    def blend_band(start: int, stop: int) -> None:
+        for top in range(start, stop, BAND_ROWS):
+            band = pixels[top : min(top + BAND_ROWS, stop)]
+            painted = band >= np.uint32(0x01000000)
+            count = np.count_nonzero(painted)
+            if count == 0:
+                continue
+            below = area[top : top + len(band)]
+            if count > band.size * DENSE and (below >= np.uint32(0xFF000000)).all():
+                below[...] = blend_opaque_words(below, band)
+                continue
+            rows, cols = np.nonzero(painted)
+            spots = (rows + (layer.y + top)) * width + (cols + layer.x)
+            np.put(words, spots, blend_words(np.take(words, spots), band[rows, cols]))
+
+    in_bands(layer.height, blend_band)
 
 
 BAND_ROWS = 256
+DENSE = 0.25  # of a band's pixels painted: blending all of it is then faster than picking
 
 
 def blend_over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:

@@ -57,6 +57,24 @@ def test_opaque_paint_replaces_and_clear_paint_keeps():
     assert np.array_equal(out[4:], dst[4:])
 
 
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("painted", [0.05, 0.9])
+def test_composite_over_a_big_canvas_is_normal_blending_on_any_number_of_cores(
+    monkeypatch, threads, painted
+):
+    # Mostly clear and mostly painted layers go different ways; bands go to several threads.
+    monkeypatch.setenv("PAINTSTEP_THREADS", threads)
+    rng = np.random.default_rng(4)
+    for opaque in (True, False):
+        frame = random_rgba(rng, (700, 300), opaque=opaque)
+        pixels = random_rgba(rng, (600, 250))
+        pixels[..., 3] *= rng.random((600, 250)) < painted
+        expected = frame.copy()
+        expected[50:650, 20:270] = blend_over(frame[50:650, 20:270], pixels)
+        composite(frame, StepLayer(1, 20, 50, pixels))
+        assert np.array_equal(frame, expected)
+
+
 def test_composite_places_the_layer_at_its_offset():
     frame = np.zeros((10, 20, 4), np.uint8)
     frame[..., 3] = 255

@@ -60,6 +60,23 @@ def test_same_seed_same_process_other_seed_other_strokes(coffee):
     )
 
 
+def test_the_process_is_the_same_on_one_core_and_on_several(monkeypatch):
+    # Work split by bands of rows over threads must never change a stroke or a pixel.
+    target = photo("coffee", 320)
+    start = half_finished(target)
+    layers = {}
+    for threads in ("1", "4"):
+        monkeypatch.setenv("PAINTSTEP_THREADS", threads)
+        for request in (
+            PaintRequest(target, steps=10, seed=2),
+            PaintRequest(start, target, steps=10),
+        ):
+            layers.setdefault(threads, []).extend(paint(request))
+    assert len(layers["1"]) == len(layers["4"]) == 20
+    for one, several in zip(layers["1"], layers["4"]):
+        assert one.bbox == several.bbox and np.array_equal(one.pixels, several.pixels)
+
+
 def test_large_shapes_come_first_and_details_last(astronaut):
     request = PaintRequest(astronaut, steps=16, seed=2)
     composited = all_frames(request, paint(request))

@@ -10,12 +10,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .process import MAX_SIDE, PaintError
 
-# Pillow refuses pictures above this as decompression bombs; our own side limit comes first.
+# Pillow refuses pictures above twice this as decompression bombs, before their size can be read;
+# our own side limit (at most MAX_SIDE) is checked first for all the others.
 Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+DEFAULT_MAX_SIDE = 8192  # as the server's default: 256 MB of RGBA, a few GB while painting
 
 
-def load_rgba(path: str | Path, what: str = "The picture") -> tuple[np.ndarray, list[str]]:
-    """The picture at `path` as (H, W, 4) uint8 straight RGBA, and notices about conversions."""
+def load_rgba(
+    path: str | Path,
+    what: str = "The picture",
+    max_side: int = DEFAULT_MAX_SIDE,
+    limit: str = "",
+) -> tuple[np.ndarray, list[str]]:
+    """The picture at `path` as (H, W, 4) uint8 straight RGBA, and notices about conversions.
+    A side above `max_side` is refused before the pixels are decoded; `limit` says whose limit
+    that is (Paintstep's, raised with --max-side, by default)."""
+    limit = limit or f"Paintstep paints up to {max_side} px per side" + (
+        f" (--max-side raises the limit, up to {MAX_SIDE})" if max_side < MAX_SIDE else ""
+    )
     path = Path(path)
     notices: list[str] = []
     if not path.exists():
@@ -24,10 +36,15 @@ def load_rgba(path: str | Path, what: str = "The picture") -> tuple[np.ndarray, 
         raise PaintError(f"{what} {path} is a folder; give the path of a picture file.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the side is checked
             with Image.open(path) as opened:
-                return read_opened(opened, path, what, notices)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+                return read_opened(opened, path, what, notices, max_side, limit)
+    except Image.DecompressionBombError:
+        raise PaintError(
+            f"{what} {path} has more than {2 * MAX_SIDE * MAX_SIDE:,} pixels, too large: "
+            f"{limit}; scale it down to at most {max_side} px on its longer side."
+        ) from None
+    except UnidentifiedImageError:
         raise PaintError(
             f"{what} {path} is not a picture Paintstep can read; save it as PNG, JPEG, WebP "
             "or TIFF."
@@ -40,14 +57,14 @@ def load_rgba(path: str | Path, what: str = "The picture") -> tuple[np.ndarray, 
 
 
 def read_opened(
-    image: Image.Image, path: Path, what: str, notices: list[str]
+    image: Image.Image, path: Path, what: str, notices: list[str], max_side: int, limit: str
 ) -> tuple[np.ndarray, list[str]]:
     """An opened picture's pixels; its size is checked before they are decoded."""
     width, height = image.size
-    if max(width, height) > MAX_SIDE:
+    if max(width, height) > max_side:
         raise PaintError(
-            f"{what} {path} is {width} x {height} px, larger than the {MAX_SIDE} px per side "
-            f"Paintstep paints; scale it down to at most {MAX_SIDE} px on its longer side."
+            f"{what} {path} is {width} x {height} px, too large: {limit}; scale it down to at "
+            f"most {max_side} px on its longer side."
         )
     if getattr(image, "n_frames", 1) > 1:
         notices.append(f"{what} {path.name} has several frames; using the first.")
@@ -71,9 +88,11 @@ def to_rgba(image: Image.Image, what: str, name: str, notices: list[str]) -> np.
     return np.asarray(image).copy()
 
 
-def load_mask(path: str | Path, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def load_mask(
+    path: str | Path, size: tuple[int, int], max_side: int = DEFAULT_MAX_SIDE, limit: str = ""
+) -> tuple[np.ndarray, list[str]]:
     """A mask picture as (H, W) bool: its alpha where it has transparency, else its brightness."""
-    rgba, notices = load_rgba(path, "The mask")
+    rgba, notices = load_rgba(path, "The mask", max_side, limit)
     rgba, more = fit_to(rgba, size, "The mask", Image.Resampling.NEAREST)
     notices += more
     alpha = rgba[..., 3]

@@ -1,8 +1,10 @@
 """`paintstep paint` as a person runs it: a real process, real files."""
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 
 import av
 import numpy as np
@@ -17,6 +19,20 @@ from PIL import Image
 def save(path, rgba, mode=None):
     image = Image.fromarray(rgba, "RGBA")
     (image.convert(mode) if mode else image).save(path)
+    return str(path)
+
+
+def header_only_png(path, width: int, height: int) -> str:
+    """A PNG that says it is width x height but holds no pixels: reading its size works,
+    decoding it fails."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+    data = chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + data)
     return str(path)
 
 
@@ -158,6 +174,16 @@ def test_bad_input_gets_one_clear_sentence_and_leaves_nothing(tmp_path, args, sa
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_a_picture_over_the_side_limit_is_said_too_large_before_it_is_decoded(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    for width, height in ((20000, 20000), (30000, 30000), (9000, 40)):
+        picture = header_only_png(tmp_path / f"{width}.png", width, height)
+        assert main(["paint", picture, "--out", out]) == 2
+        said = capsys.readouterr().err
+        assert "too large" in said and "up to 8192 px per side" in said, said
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):

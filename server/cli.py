@@ -16,8 +16,8 @@ from typing import TextIO
 
 from . import __version__
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
-from .images import fit_to, load_mask, load_rgba
-from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
+from .images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
+from .process import MAX_SIDE, MAX_STEPS, PaintError, PaintRequest, StepLayer
 from .protocol import DEFAULT_PORT
 from .result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, check_folder
 
@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="what to write beyond the layers and the manifest: frames, thumbs, gif, mp4, "
         f"comma-separated, or none ({','.join(DEFAULT_OUTPUTS)})",
+    )
+    paint.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PX",
+        help=f"largest picture side accepted, px, up to {MAX_SIDE} ({DEFAULT_MAX_SIDE}); "
+        "with --server, the server's limit",
     )
     paint.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     paint.set_defaults(run=run_paint)
@@ -314,6 +322,31 @@ def run_engines(args: argparse.Namespace) -> int:
 
 
 def run_paint(args: argparse.Namespace) -> int:
+    client = None
+    try:
+        if args.server:
+            client = connect(args)  # the server's limits are known before a picture is read
+        return paint(args, client)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def connect(args: argparse.Namespace):
+    """A client connected to --server (its welcome holds the server's limits)."""
+    from .client import Client, ServerError, ServerLost
+    from .keys import load_client_keys
+
+    client = Client(args.server, keys=load_client_keys(Path(args.keys)) if args.keys else None)
+    try:
+        client.connect()
+    except (ServerError, ServerLost) as error:
+        client.close()
+        raise PaintError(str(error)) from None
+    return client
+
+
+def paint(args: argparse.Namespace, client) -> int:
     notices: list[str] = []
     if args.sample:
         if args.start:
@@ -323,18 +356,26 @@ def run_paint(args: argparse.Namespace) -> int:
         start_path = args.start
     else:
         raise PaintError("Give the picture to paint (START), or --sample for the bundled one.")
-    canvas, more = load_rgba(Path(str(start_path)), "The canvas")
+    limit = ""
+    if client is not None:
+        max_side = client.welcome.get("limits", {}).get("max_side", DEFAULT_MAX_SIDE)
+        limit = f"the server at {args.server} takes up to {max_side} px per side"
+    elif not 1 <= args.max_side <= MAX_SIDE:
+        raise PaintError(f"--max-side is between 1 and {MAX_SIDE} px, not {args.max_side}.")
+    else:
+        max_side = args.max_side
+    canvas, more = load_rgba(Path(str(start_path)), "The canvas", max_side, limit)
     notices += more
     size = (canvas.shape[1], canvas.shape[0])
     target = None
     if args.target:
-        target, more = load_rgba(args.target, "The target")
+        target, more = load_rgba(args.target, "The target", max_side, limit)
         notices += more
         target, more = fit_to(target, size, "The target")
         notices += more
     mask = None
     if args.mask:
-        mask, more = load_mask(args.mask, size)
+        mask, more = load_mask(args.mask, size, max_side, limit)
         notices += more
     request = PaintRequest(
         canvas=canvas,
@@ -371,8 +412,8 @@ def run_paint(args: argparse.Namespace) -> int:
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
     began = time.perf_counter()
     check_folder(out)
-    if args.server:
-        steps = remote_steps(args, request, cancel, progress)
+    if client is not None:
+        steps = remote_steps(args, client, request, cancel, progress)
     else:
         steps = engine.paint(request, cancel, progress.working)
     writer = None
@@ -415,19 +456,20 @@ def run_paint(args: argparse.Namespace) -> int:
 
 
 def remote_steps(
-    args: argparse.Namespace, request: PaintRequest, cancel: threading.Event, progress: Progress
+    args: argparse.Namespace,
+    client,
+    request: PaintRequest,
+    cancel: threading.Event,
+    progress: Progress,
 ) -> Iterator[StepLayer]:
-    """The steps of a job run on a server; setting `cancel` (on Ctrl-C) cancels the job.
-    While no step has come, `progress` shows the job's place in the queue and the stage."""
-    from .client import Accepted, Client, Done, ServerError, ServerLost, Step
+    """The steps of a job run on a server through a connected `client`; setting `cancel` (on
+    Ctrl-C) cancels the job. While no step has come, `progress` shows the job's place in the
+    queue and the stage."""
+    from .client import Accepted, Done, ServerError, ServerLost, Step
     from .client import Progress as JobProgress
-    from .keys import load_client_keys
 
-    keys = load_client_keys(Path(args.keys)) if args.keys else None
-    client = Client(args.server, keys=keys)
     job = None
     try:
-        client.connect()
         events = client.generate_request(request, engine=args.engine, name=Path(args.out).name)
         for event in events:
             if isinstance(event, Accepted):
@@ -445,7 +487,6 @@ def remote_steps(
     finally:
         if cancel.is_set() and job is not None:
             client.cancel(job)
-        client.close()
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:

@@ -183,7 +183,29 @@ def test_a_picture_over_the_side_limit_is_said_too_large_before_it_is_decoded(tm
         assert main(["paint", picture, "--out", out]) == 2
         said = capsys.readouterr().err
         assert "too large" in said and "up to 8192 px per side" in said, said
+    small = save(tmp_path / "small.png", photo("coffee", 60))
+    assert main(["paint", small, "--out", out, "--max-side", "50"]) == 2
+    assert "60 x 40 px, too large: Paintstep paints up to 50 px" in capsys.readouterr().err
+    wide = str(tmp_path / "9000.png")
+    assert main(["paint", wide, "--out", out, "--max-side", "9000"]) == 2
+    assert "could not be read" in capsys.readouterr().err  # past the limit: decoded
+    assert main(["paint", small, "--out", out, "--max-side", "20000"]) == 2
+    assert "between 1 and 16384" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_with_a_server_its_side_limit_is_checked_before_the_picture_is_read(tmp_path, capsys):
+    from test_server import ServerProcess
+
+    server = ServerProcess(tmp_path, "--max-side", "64").start()
+    try:
+        picture = header_only_png(tmp_path / "p.png", 100, 80)
+        command = ["paint", picture, "--server", server.address, "--out", str(tmp_path / "o")]
+        assert main(command) == 2
+        said = capsys.readouterr().err
+        assert f"100 x 80 px, too large: the server at {server.address} takes up to 64 px" in said
+    finally:
+        server.stop()
 
 
 def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):

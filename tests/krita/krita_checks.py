@@ -165,6 +165,7 @@ def frames(args=None):
             path = os.path.join(folder, f"frame_{k:04d}.png")
             image.save(path)
             files.append(path)
+        save({"inside": "Document.importAnimation"})  # what the test finds if Krita dies in it
         layer = add_frames(doc, files, 1, "Paintstep frames")
         result["name"] = layer.name()
         result["animated"] = bool(layer.animated())

@@ -29,6 +29,15 @@ class Strokes:
     def take(self, index: np.ndarray | slice) -> Strokes:
         return Strokes(self.points[index], self.count[index], self.color[index], self.radius[index])
 
+    def enlarged(self, factor: int, shape: tuple[int, int]) -> Strokes:
+        """These strokes, planned on a copy reduced `factor` times, on the full (height, width)
+        canvas: each point at the centre of the pixels its reduced pixel stood for."""
+        height, width = shape
+        points = self.points * factor + (factor - 1) / 2
+        np.clip(points[..., 0], 0, width - 1, out=points[..., 0])
+        np.clip(points[..., 1], 0, height - 1, out=points[..., 1])
+        return Strokes(points, self.count, self.color, self.radius * factor)
+
     def paint_amount(self) -> np.ndarray:
         """Roughly how many pixels' worth of paint each stroke lays down."""
         steps = np.diff(self.points, axis=1)

@@ -32,6 +32,7 @@ from PIL import Image
 from .brush import Strokes, premultiply, render_layer
 from .raster import (
     blur,
+    box_reduce,
     colour_distance,
     glaze_layer,
     limit_alpha,
@@ -286,6 +287,7 @@ class Painter:
         self.scale = scale  # of this canvas to the picture's (a preview's is smaller)
         self.thumbnail = None if preview else Thumbnail(self.frame)
         self.detail_map: np.ndarray | None = None
+        self.reduced: dict[int, np.ndarray] = {}
         self.bands = GLAZE_BANDS
         self.rows = (0, frame.shape[0])  # the rows the glazes go over
 
@@ -304,30 +306,41 @@ class Painter:
         canvas = premultiply(self.frame)
         # A detail brush aims at the goal itself: blurred by a pixel it would be much the same.
         detail = radius <= DETAIL_RADIUS * self.scale  # judged at full size in the preview too
-        reference = self.goal_pm if detail else blur(self.goal_pm, radius)
         threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
         spacing = radius if lay_in else 2 * radius
         opacity = self.settings.opacity * (FIRST_OPACITY if first else 1.0)
         # Detail brushes go only where the goal itself has detail: elsewhere what the larger
         # brushes left is smooth enough for the glazes, and the cost follows the detail.
         where = self.paintable & self.detailed() if detail else self.paintable
+        # A brush sees the goal blurred to its own scale, so its strokes are planned on a copy
+        # reduced to a few pixels a radius: the same strokes, without full-size error maps.
+        factor = 1 if detail else max(1, int(radius // PLAN_PIXELS))
+        if factor > 1:
+            reference = blur(self.reduced_goal(factor), radius / factor)
+            canvas = box_reduce(canvas, "RGBa", factor)
+            where = box_reduce(where.astype(np.uint8) * 255, "L", factor) > 127
+        else:
+            reference = self.goal_pm if detail else blur(self.goal_pm, radius)
         strokes, gain, progress = plan_level(
             canvas,
             reference,
             where,
-            radius,
+            radius / factor,
             self.settings.jitter,
             self.rng,
             threshold,
-            spacing,
+            spacing / factor,
             opacity,
             detail,
         )
+        if factor > 1:
+            strokes = strokes.enlarged(factor, self.paintable.shape)
+            progress = progress * factor**2
         if not finest:
             if lay_in:
                 order = self.rng.permutation(len(strokes))
                 strokes, progress = strokes.take(order), progress[order]
-                painted = as_painted(strokes, progress, canvas.shape[:2])
+                painted = as_painted(strokes, progress, self.paintable.shape)
                 return LevelPlan(strokes, np.arange(len(strokes)), painted)
             order = painting_order(strokes, gain, self.rng)
             return LevelPlan(strokes.take(order), np.arange(len(strokes)), progress[order])
@@ -352,6 +365,12 @@ class Painter:
         order = painting_order(strokes, gain, self.rng)
         items = np.concatenate([order, -1 - np.arange(len(glazes))])
         return LevelPlan(strokes, items, np.concatenate([progress[order], glazes]))
+
+    def reduced_goal(self, factor: int) -> np.ndarray:
+        """The goal reduced `factor` times (each cell's mean), kept for the sizes that share it."""
+        if factor not in self.reduced:
+            self.reduced[factor] = box_reduce(self.goal_pm, "RGBa", factor)
+        return self.reduced[factor]
 
     def detailed(self) -> np.ndarray:
         """Where the goal has detail of a few pixels: it differs from itself blurred."""
@@ -450,6 +469,7 @@ SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at 
 # left above the tolerance.
 GLAZES = (32, 16, 8, 4)
 GLAZE_BANDS = 4  # bands of rows a glaze goes on in, at the least
+PLAN_PIXELS = 4  # px of a brush radius, at the least, in the copy its strokes are planned on
 
 
 def split_by_progress(gain: np.ndarray, steps: int, ratio: float) -> list[int]:

@@ -7,7 +7,7 @@ import pytest
 from conftest import half_finished, photo
 from paintstep.engines import get_engine
 from paintstep.model.strokes import brush_radii
-from paintstep.process import PaintError, PaintRequest, frames, thumbnail
+from paintstep.process import PaintError, PaintRequest, composite, frames, thumbnail
 from paintstep.quality import (
     changed_fraction,
     detail_error,
@@ -271,3 +271,16 @@ def test_a_grey_picture_is_painted_in_greys():
 def test_bad_seeds_and_options_are_refused_in_a_sentence(coffee, kwargs, says):
     with pytest.raises(PaintError, match=says):
         paint(PaintRequest(coffee, steps=2, **kwargs))
+
+
+def test_big_brushes_planned_on_a_reduced_copy_paint_where_the_picture_needs_them():
+    # A dark square on white: the lay-in, planned on a copy a few pixels a radius, must put
+    # its dark strokes over the square at full size, and none far outside it.
+    target = np.full((512, 512, 4), 255, np.uint8)
+    target[128:384, 192:448, :3] = 30
+    first = paint(PaintRequest(target, steps=16, seed=0))[0]
+    frame = PaintRequest(target, steps=16).first_frame()
+    composite(frame, first)
+    dark = 255.0 - frame[..., 0]
+    near = dark[96:416, 160:480].sum()  # the square and a brush radius around it
+    assert dark[128:384, 192:448].mean() > 40 and near > 0.95 * dark.sum()

@@ -20,6 +20,7 @@ HAVE_KRITA = bool(shutil.which("kritarunner") and shutil.which("xvfb-run"))
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("krita_layers"),  # one Krita run for the module, on one worker
     pytest.mark.skipif(
         not HAVE_KRITA and not os.environ.get("PAINTSTEP_REQUIRE_KRITA"),
         reason="Krita (kritarunner) and xvfb-run are not installed",

@@ -34,14 +34,21 @@ from .protocol import (
     decode,
     encode,
     image_field,
-    is_loopback,
+    local_address,
     new_id,
+    private_dir,
     read_raw_image,
 )
+
+RESUMES = 5  # times in a row a job's stream is picked up again before the server counts as lost
 
 
 class ServerLost(ConnectionError):
     """The server cannot be reached or stopped answering."""
+
+
+class Forgotten(Exception):
+    """The server does not know this connection any more (error `unknown_client`)."""
 
 
 class ServerError(RuntimeError):
@@ -101,17 +108,22 @@ class Client:
         timeout: float = 5.0,
         keys: ClientKeys | None = None,
         max_side: int = 1 << 15,
+        local: bool = True,
     ) -> None:
+        """`local`: reach a server of this user on this machine through its local socket
+        (docs/protocol.md, "Transport") where it has one, rather than through `address`."""
         self.address = address
         self.timeout = timeout
         self.context = zmq.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.route = self.local_route(address) if local and keys is None else None
         if keys is not None:
             self.socket.curve_serverkey = keys.server_public
             self.socket.curve_publickey = keys.public
             self.socket.curve_secretkey = keys.secret
-        self.socket.connect(address)
+        self.socket.connect(self.route or address)
+        self.forgotten = False  # the server said it does not know this connection
         self.max_side = max_side
         self.welcome: dict[str, Any] = {}
         self.last_sent = 0.0
@@ -123,7 +135,18 @@ class Client:
         self.inboxes: dict[str, shared.Segment] = {}
         self.agreed = False  # the server's welcome agreed to share memory
         self.shared_bytes = 0
-        self.wants_shared = keys is None and is_loopback(address) and shared.available()
+        self.wants_shared = self.route is not None and shared.available()
+
+    @staticmethod
+    def local_route(address: str) -> str | None:
+        """The server's local socket for `address`, where there is one of this user's."""
+        local = local_address(address)
+        if local is None or not zmq.has("ipc"):
+            return None
+        path = local.removeprefix("ipc://")
+        if not private_dir(os.path.dirname(path)) or not os.path.exists(path):
+            return None
+        return local
 
     def __enter__(self) -> Client:
         self.connect()
@@ -190,6 +213,9 @@ class Client:
                 message = decode(frames)
             except ProtocolError as error:
                 raise ServerError(error.code, f"The server sent a bad message: {error}") from None
+            if message.type == "error" and message.content.get("code") == "unknown_client":
+                self.forgotten = True
+                raise Forgotten()
             if message.type != "heartbeat":
                 return message
             if patient:
@@ -216,7 +242,12 @@ class Client:
 
     def request(self, message: Message, what: str) -> Message:
         ident = self.send(message)
-        reply = self.wait_for(lambda m: m.re == ident, what)
+        while True:  # a request is answered even when the server forgot the connection
+            try:
+                reply = self.wait_for(lambda m: m.re == ident, what)
+                break
+            except Forgotten:
+                continue
         if reply.type == "error":
             raise ServerError(reply.content.get("code", ""), reply.content.get("message", ""))
         return reply
@@ -237,10 +268,15 @@ class Client:
             except shared.SharedError:
                 self.outbox = None
         reply = None
+        self.forgotten = False
         try:
             ident = self.send(hello)
             while reply is None:
-                message = self.receive(self.timeout)
+                try:
+                    message = self.receive(self.timeout)
+                except Forgotten:  # a heartbeat it sent before this hello
+                    self.forgotten = False
+                    continue
                 if message is None:
                     raise ServerLost(
                         f"No Paintstep server answers at {self.address}; start one with "
@@ -380,6 +416,9 @@ class Client:
         self.request(Message("delete_job", job=job), f"deleting job {job}")
 
     def follow(self, accepted: Message) -> Iterator[Accepted | Progress | Step | Done]:
+        """A job's events. Where the server forgot this connection (it was silent too long, or
+        the server's TCP side restarted), say hello again and fetch the job: the steps go on
+        from the last one yielded."""
         job = accepted.job or ""
         content = accepted.content
         start = read_raw_image(content, "start", accepted.buffers, self.max_side)
@@ -390,9 +429,19 @@ class Client:
             content.get("state", ""),
             start,
         )
+        last, resumes = 0, 0
+        if self.forgotten:  # said while waiting for `accepted`: the job's stream went astray
+            resumes = self.resume(job, resumes)
         while True:
-            message = self.wait_for(lambda m: m.job == job, f"job {job}", patient=True)
+            try:
+                message = self.wait_for(lambda m: m.job == job, f"job {job}", patient=True)
+            except Forgotten:
+                resumes = self.resume(job, resumes)
+                continue
             if message.type == "step":
+                if message.content.get("index", 0) <= last:
+                    continue  # sent again by the fetch that resumed the job
+                last, resumes = message.content["index"], 0
                 yield self.read_step(message)
             elif message.type == "progress":
                 yield Progress(
@@ -405,6 +454,18 @@ class Client:
                 raise ServerError(
                     message.content.get("code", ""), message.content.get("message", "")
                 )
+
+    def resume(self, job: str, resumes: int) -> int:
+        """Say hello again and fetch `job`; how many resumes in a row this makes."""
+        if resumes >= RESUMES:
+            raise ServerLost(
+                f"The Paintstep server at {self.address} keeps dropping this connection; check "
+                f"its log, then fetch job {job} again."
+            )
+        self.pending = [m for m in self.pending if m.job != job]
+        self.connect()
+        self.request(Message("fetch_job", job=job), f"fetching job {job}")
+        return resumes + 1
 
     def read_step(self, message: Message) -> Step:
         content = message.content

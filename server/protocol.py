@@ -9,6 +9,9 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import stat
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +55,7 @@ ERROR_CODES = (
     "busy",
     "engine_failed",
     "server_stopping",
+    "unknown_client",
 )
 
 IMAGE_FORMATS = {"rgba8": 4, "gray8": 1}
@@ -70,6 +74,41 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def runtime_dir() -> str:
+    """The folder, private to this user, that holds the server's local socket."""
+    base = os.environ.get("XDG_RUNTIME_DIR") if sys.platform.startswith("linux") else None
+    if base and os.path.isdir(base):
+        return os.path.join(base, "paintstep")
+    return os.path.join(tempfile.gettempdir(), f"paintstep-{os.getuid()}")
+
+
+def private_dir(path: str) -> bool:
+    """Whether `path` is a folder of this user that no other user can enter."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+
+
+def local_address(address: str) -> str | None:
+    """The ipc:// address at which the server for a tcp:// `address` also listens to clients of
+    its own user (None where the address is not tcp or this system has no ipc sockets).
+
+    Only that user can reach it (its folder is 0700), so no other user can connect there.
+    """
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or sys.platform == "win32":
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        return None
+    return f"ipc://{runtime_dir()}/server-{port}.sock"
 
 
 class ProtocolError(Exception):

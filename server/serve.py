@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +27,7 @@ import zmq
 
 from . import __version__, paths, shared
 from .engines import engine_names, get_engine
+from .gateway import unpredictable_routing_ids
 from .process import MAX_STEPS, PaintError, PaintRequest, StepLayer
 from .protocol import (
     HEARTBEAT_SECONDS,
@@ -36,6 +40,8 @@ from .protocol import (
     encode,
     image_field,
     is_loopback,
+    local_address,
+    private_dir,
     read_image,
 )
 from .result import ResultWriter, load_result
@@ -45,6 +51,10 @@ log = logging.getLogger("paintstep.serve")
 EVENTS = "inproc://paintstep-events"
 MAX_QUEUED = 64
 MAX_META_BYTES = 4096
+
+# Where a message came from: the client's routing id on the local socket, or the gateway's
+# and then the client's on the gateway's TCP socket.
+Route = tuple[bytes, ...]
 
 
 @dataclass
@@ -138,7 +148,7 @@ class Job:
     recent: dict[int, list[Any]] = field(default_factory=dict)  # sent, not yet stored
     request: PaintRequest | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
-    subscribers: set[bytes] = field(default_factory=set)
+    subscribers: set[Route] = field(default_factory=set)
     deleting: bool = False  # removed once its worker has stopped
 
     def summary(self) -> dict[str, Any]:
@@ -166,15 +176,19 @@ class Server:
         self.context = context or zmq.Context()
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job | None] = queue.Queue()
-        self.seen: dict[bytes, float] = {}  # client identity -> when it last spoke
-        self.peers: dict[bytes, Peer] = {}  # clients that share memory with the server
-        # Shared memory only where the socket cannot be reached from another machine.
-        self.shares = shared.available() and is_loopback(settings.address)
+        self.seen: dict[Route, float] = {}  # client -> when it last spoke
+        self.peers: dict[Route, Peer] = {}  # clients that share memory with the server
+        # Shared memory only with clients on the local socket, which only this user reaches.
+        self.local = local_address(settings.address) if zmq.has("ipc") else None
+        self.shares = shared.available() and self.local is not None
         if self.shares:
             shared.sweep()
         self.server_id = self.load_server_id()
         self.stopping = threading.Event()
         self.authenticator = None
+        self.gateway: subprocess.Popen | None = None
+        self.gateway_id = b""
+        self.gateway_started = 0.0
         self.router = self.bind()
         self.events = self.context.socket(zmq.PULL)
         self.events.bind(EVENTS)
@@ -188,25 +202,103 @@ class Server:
     # -- setting up ---------------------------------------------------------------------------
 
     def bind(self) -> zmq.Socket:
+        """The socket this process reads: the local one, with the TCP address served by the
+        gateway process; where there are no ipc sockets, the TCP address itself."""
         settings = self.settings
+        if not is_loopback(settings.address) and settings.keys is None:
+            self.secure(None)  # says which keys it needs
+        unpredictable_routing_ids()
         router = self.context.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes())
         router.setsockopt(zmq.SNDHWM, 256)
         router.setsockopt(zmq.RCVHWM, 64)
-        if not is_loopback(settings.address) or settings.keys is not None:
-            self.secure(router)
+        if self.local is None:
+            log.warning("no ipc sockets here: any client can stop this server (issue 14)")
+            if settings.keys is not None:
+                self.secure(router)
+            address = settings.address
+        else:
+            self.start_gateway(wait=True)  # fails first where another server has the port
+            folder = os.path.dirname(self.local.removeprefix("ipc://"))
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            if not private_dir(folder):
+                router.close()
+                self.stop_gateway()
+                raise PaintError(
+                    f"{folder} can be entered by other users or is not yours; remove it (or "
+                    "set XDG_RUNTIME_DIR to a folder of your own) and start the server again."
+                )
+            address = self.local
         try:
-            router.bind(settings.address)
+            router.bind(address)
         except zmq.ZMQError as error:
             router.close()
+            self.stop_gateway()
             raise PaintError(
-                f"Cannot listen on {settings.address} ({error.strerror}); another server may be "
+                f"Cannot listen on {address} ({error.strerror}); another server may be "
                 "running there: stop it or choose another --port."
             ) from None
         return router
 
-    def secure(self, router: zmq.Socket) -> None:
+    def start_gateway(self, wait: bool) -> None:
+        """Start the process that serves the TCP address (paintstep.gateway); with `wait`,
+        until it listens, raising PaintError when it cannot."""
+        self.gateway_id = b"gateway-" + os.urandom(8).hex().encode()
+        command = [sys.executable, "-m", "paintstep.gateway", self.settings.address, self.local]
+        command += [self.gateway_id.decode(), str(self.max_message_bytes()), str(os.getpid())]
+        if self.settings.keys is not None:
+            command.append(str(self.settings.keys))
+        self.gateway_started = time.monotonic()
+        self.gateway = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if wait else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if wait else None,
+            text=True,
+        )
+        if not wait:
+            return
+        line = self.gateway.stdout.readline().strip()
+        if line != "ready":
+            error = self.gateway.stderr.read().strip() or "the gateway did not start"
+            self.gateway.wait()
+            self.gateway = None
+            raise PaintError(error)
+        self.gateway.stdout.close()
+        self.gateway.stderr.close()
+
+    def stop_gateway(self) -> None:
+        if self.gateway is not None and self.gateway.poll() is None:
+            self.gateway.terminate()
+            try:
+                self.gateway.wait(5)
+            except subprocess.TimeoutExpired:
+                self.gateway.kill()
+        self.gateway = None
+
+    def watch_gateway(self) -> None:
+        """Start the gateway again when it died (a client can make libzmq abort it): its
+        clients are forgotten, and say hello again when they hear of it."""
+        if self.gateway is None or self.gateway.poll() is None:
+            return
+        if time.monotonic() - self.gateway_started < 1.0:
+            return  # dying at once (the port taken?): once a second at most
+        log.warning("the TCP gateway stopped (exit %s); starting it again", self.gateway.returncode)
+        self.forget([route for route in self.seen if route[0] == self.gateway_id])
+        self.start_gateway(wait=False)
+
+    def forget(self, routes: list[Route]) -> None:
+        """Stop sending to these clients (their jobs go on, in the cache)."""
+        for route in routes:
+            self.seen.pop(route, None)
+            peer = self.peers.pop(route, None)
+            if peer is not None:
+                peer.close()
+        for job in self.jobs.values():
+            job.subscribers.difference_update(routes)
+
+    def secure(self, router: zmq.Socket | None) -> None:
         from .keys import load_server_keys
 
         keys = self.settings.keys
@@ -217,6 +309,8 @@ class Server:
                 "listen on 127.0.0.1 only."
             )
         public, secret, clients = load_server_keys(keys)
+        if router is None:
+            return
         from zmq.auth.thread import ThreadAuthenticator
 
         self.authenticator = ThreadAuthenticator(self.context)
@@ -313,6 +407,7 @@ class Server:
                 if time.monotonic() >= next_beat:
                     self.heartbeat()
                     next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                self.watch_gateway()
         finally:
             self.shutdown()
 
@@ -328,6 +423,7 @@ class Server:
             if worker.is_alive():
                 worker.join(timeout=5)
         self.forward_events()
+        self.stop_gateway()
         self.router.close(linger=0)
         self.events.close(linger=0)
         for peer in self.peers.values():
@@ -343,13 +439,23 @@ class Server:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            identity = frames[0].bytes
+            hops = 2 if frames[0].bytes == self.gateway_id and len(frames) > 2 else 1
+            identity = tuple(frame.bytes for frame in frames[:hops])
+            known = identity in self.seen
             self.seen[identity] = time.monotonic()
             try:
-                message = decode(frames[1:])
+                message = decode(frames[hops:])
             except ProtocolError as error:
-                log.debug("bad message from %s: %s", identity.hex(), error.message)
+                log.debug("bad message from %s: %s", identity[-1].hex(), error.message)
                 self.send_error(identity, error.code, error.message)
+                continue
+            if message.type == "heartbeat" and not known:
+                self.send_error(
+                    identity,
+                    "unknown_client",
+                    "The server does not know this connection (it was silent too long, or the "
+                    "server's TCP side restarted); say hello again and fetch your jobs.",
+                )
                 continue
             try:
                 self.handle(identity, message)
@@ -367,12 +473,12 @@ class Server:
                     message.job,
                 )
 
-    def send(self, identity: bytes, message: Message) -> None:
+    def send(self, identity: Route, message: Message) -> None:
         self.deliver(identity, encode(message))
 
     def send_error(
         self,
-        identity: bytes,
+        identity: Route,
         code: str,
         text: str,
         re: str | None = None,
@@ -383,21 +489,16 @@ class Server:
     def heartbeat(self) -> None:
         silence = HEARTBEAT_SECONDS * MISSED_HEARTBEATS
         now = time.monotonic()
-        for identity, last in list(self.seen.items()):
-            if now - last > silence:
-                del self.seen[identity]
-                peer = self.peers.pop(identity, None)
-                if peer is not None:
-                    peer.close()
-                for job in self.jobs.values():
-                    job.subscribers.discard(identity)
-                log.info("client %s is gone", identity.hex())
-            else:
-                self.send(identity, Message("heartbeat"))
+        gone = [identity for identity, last in self.seen.items() if now - last > silence]
+        self.forget(gone)
+        for identity in gone:
+            log.debug("client %s is gone", identity[-1].hex())
+        for identity in self.seen:
+            self.send(identity, Message("heartbeat"))
 
     # -- messages -----------------------------------------------------------------------------
 
-    def handle(self, identity: bytes, message: Message) -> None:
+    def handle(self, identity: Route, message: Message) -> None:
         handler = getattr(self, f"on_{message.type}", None)
         if handler is None:
             raise ProtocolError(
@@ -405,13 +506,13 @@ class Server:
             )
         handler(identity, message)
 
-    def on_heartbeat(self, identity: bytes, message: Message) -> None:
+    def on_heartbeat(self, identity: Route, message: Message) -> None:
         pass
 
-    def on_error(self, identity: bytes, message: Message) -> None:
-        log.warning("client %s reports: %s", identity.hex(), message.content.get("message"))
+    def on_error(self, identity: Route, message: Message) -> None:
+        log.warning("client %s reports: %s", identity[-1].hex(), message.content.get("message"))
 
-    def on_hello(self, identity: bytes, message: Message) -> None:
+    def on_hello(self, identity: Route, message: Message) -> None:
         engines = [get_engine(name).describe() for name in engine_names()]
         side = self.settings.max_side
         content = {
@@ -430,13 +531,13 @@ class Server:
         }
         self.send(identity, Message("welcome", content, re=message.id))
 
-    def share_with(self, identity: bytes, offer: Any) -> bool:
+    def share_with(self, identity: Route, offer: Any) -> bool:
         """Whether a client's offer of shared memory holds: its segment is of our user, and
         nobody else's to read, and holds the token it sent."""
         old = self.peers.pop(identity, None)
         if old is not None:
             old.close()
-        if not self.shares or not isinstance(offer, dict):
+        if not self.shares or not isinstance(offer, dict) or len(identity) > 1:
             return False
         try:
             token = bytes.fromhex(offer.get("token", ""))
@@ -444,16 +545,16 @@ class Server:
                 return False
             self.peers[identity] = Peer(token, shared.Segment.open(offer.get("name"), token))
         except (ValueError, TypeError) as error:
-            log.debug("client %s offered shared memory that fails: %s", identity.hex(), error)
+            log.debug("client %s offered shared memory that fails: %s", identity[-1].hex(), error)
             return False
         return True
 
-    def on_release(self, identity: bytes, message: Message) -> None:
+    def on_release(self, identity: Route, message: Message) -> None:
         peer = self.peers.get(identity)
         if peer is not None:
             peer.release(message.content.get("name"), message.content.get("offset"))
 
-    def on_generate(self, identity: bytes, message: Message) -> None:
+    def on_generate(self, identity: Route, message: Message) -> None:
         content = message.content
         side = self.settings.max_side
         peer = self.peers.get(identity)
@@ -530,7 +631,7 @@ class Server:
             )
         return job
 
-    def on_cancel(self, identity: bytes, message: Message) -> None:
+    def on_cancel(self, identity: Route, message: Message) -> None:
         job = self.job_of(message)
         job.subscribers.add(identity)
         if job.ended:
@@ -539,12 +640,12 @@ class Server:
         job.cancel.set()
         log.info("job %s: cancel asked", job.id)
 
-    def on_list_jobs(self, identity: bytes, message: Message) -> None:
+    def on_list_jobs(self, identity: Route, message: Message) -> None:
         listed = sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
         content = {"jobs": [j.summary() for j in listed]}
         self.send(identity, Message("jobs", content, re=message.id))
 
-    def on_fetch_job(self, identity: bytes, message: Message) -> None:
+    def on_fetch_job(self, identity: Route, message: Message) -> None:
         job = self.job_of(message)
         state: dict[str, Any] = {"position": 0, "steps": job.steps, "state": job.state}
         buffers: list[Any] = []
@@ -567,7 +668,7 @@ class Server:
         else:
             job.subscribers.add(identity)
 
-    def on_delete_job(self, identity: bytes, message: Message) -> None:
+    def on_delete_job(self, identity: Route, message: Message) -> None:
         job = self.job_of(message)
         job.cancel.set()
         job.subscribers.clear()
@@ -577,7 +678,7 @@ class Server:
             job.deleting = True
         self.send(identity, Message("deleted", {}, re=message.id, job=job.id))
 
-    def deliver(self, identity: bytes, frames: list[Any]) -> None:
+    def deliver(self, identity: Route, frames: list[Any]) -> None:
         """Send an encoded message to a client; a step's large layer through shared memory
         where that client shares it and there is room."""
         peer = self.peers.get(identity)
@@ -591,9 +692,9 @@ class Server:
                     layer["shared"] = place
                     frames = [msgpack.packb(header, use_bin_type=True), b"", *frames[2:]]
         try:
-            self.router.send_multipart([identity, *frames], copy=False)
+            self.router.send_multipart([*identity, *frames], copy=False)
         except zmq.ZMQError as error:  # a full queue to a client that stopped reading
-            log.debug("could not send to %s: %s", identity.hex(), error)
+            log.debug("could not send to %s: %s", identity[-1].hex(), error)
 
     def step_message(self, job: Job, step: StepLayer) -> Message:
         buffers: list[Any] = []

@@ -23,7 +23,7 @@ from paintstep.client import Accepted, Client, Done, Progress, ServerError, Serv
 from paintstep.engines import get_engine
 from paintstep.keys import load_client_keys, make_keys
 from paintstep.process import PaintRequest
-from paintstep.protocol import MESSAGE_TYPES, Message, encode
+from paintstep.protocol import MESSAGE_TYPES, Message, encode, local_address
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,7 @@ class ServerProcess:
         self.tmp = tmp
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
+        self.local = local_address(self.address)  # the socket only this user reaches
         self.args = args
         self.process: subprocess.Popen | None = None
 
@@ -466,9 +467,96 @@ def test_with_keys_only_clients_holding_a_known_key_are_served(tmp_path):
         with pytest.raises(ServerLost):
             Client(served.address, timeout=1.5, keys=bad).connect()
         with pytest.raises(ServerLost):
-            Client(served.address, timeout=1.5).connect()
+            Client(served.address, timeout=1.5, local=False).connect()
     finally:
         served.stop()
+
+
+# The routing ids libzmq 4.3.5's ROUTER would hand out first, were it not seeded.
+SQUATTED = [b"\x00" + (0x6B8B4567 + k).to_bytes(4, "big") for k in range(32)]
+
+
+def test_a_client_that_takes_the_routing_id_handed_out_next_stops_no_one(server):
+    context = zmq.Context.instance()
+    squatters = []
+    try:
+        for routing_id in SQUATTED:
+            squatter = context.socket(zmq.DEALER)
+            squatter.setsockopt(zmq.LINGER, 0)
+            squatter.setsockopt(zmq.ROUTING_ID, routing_id)
+            squatter.connect(server.address)
+            squatter.send(header("hello", {"client": "squatter", "protocols": [1]}))
+            squatters.append(squatter)
+        assert all(squatter.poll(5000) for squatter in squatters)
+        for _ in range(8):  # clients that name no id of their own take the next ones
+            with Client(server.address, timeout=5, local=False) as client:
+                assert client.welcome["protocol"] == 1
+        with Client(server.address) as client:
+            _, steps = run_job(client, PaintRequest(photo("coffee", 64), steps=3))
+        assert len(steps) == 3 and server.process.poll() is None
+    finally:
+        for squatter in squatters:
+            squatter.close()
+
+
+def gateway_of(server: ServerProcess) -> int:
+    """The pid of the server's TCP gateway process."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid and b"paintstep.gateway" in command:
+            return int(stat.parent.name)
+    raise AssertionError("the server has no gateway process")
+
+
+def wait_for_log(server: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + 20
+    while text not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+
+
+def within(seconds: float, events, each=lambda event: None) -> list:
+    """All of a job's events, failing after `seconds` rather than waiting on a lost stream."""
+    got, failed = [], []
+
+    def follow() -> None:
+        try:
+            for event in events:
+                got.append(event)
+                each(event)
+        except Exception as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the job's events stopped after {len(got)}"
+    if failed:
+        raise failed[0]
+    return got
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+def test_a_tcp_client_picks_up_its_job_when_the_gateway_died_under_it(server):
+    request = PaintRequest(photo("astronaut", 256), steps=16, seed=2)
+
+    def abort_the_gateway(event) -> None:
+        if isinstance(event, Step) and event.index == 2:
+            os.kill(gateway_of(server), signal.SIGABRT)  # as libzmq's assertion does
+            wait_for_log(server, "TCP gateway stopped")
+
+    with Client(server.address, local=False) as client:
+        assert client.route is None
+        events = within(60, client.generate_request(request), abort_the_gateway)
+    steps = [e.to_layer() for e in events if isinstance(e, Step)]
+    assert [s.index for s in steps] == list(range(1, 17)) and events[-1].state == "finished"
+    local = list(get_engine("strokes").paint(request))
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, local))
+    assert server.process.poll() is None
 
 
 def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_path):

@@ -1,0 +1,102 @@
+"""The server's TCP side, in a process of its own that the server restarts when it dies.
+
+libzmq 4.3.5 aborts a ROUTER when a client takes, as its own routing id, the id the ROUTER
+will give the next client that names none (router.cpp `identify_peer` never checks the id it
+generates), and no option makes a ROUTER refuse the ids clients choose. So the sockets that
+anyone may reach live here: a ROUTER on the TCP address (with CURVE where there are keys)
+passes every message, its sender's routing id in front, to the server's local socket, and the
+answers back. Whoever aborts this process stops no job; the server starts it again within a
+second, and clients say hello again and fetch their jobs (docs/protocol.md, "unknown_client").
+
+    python -m paintstep.gateway FRONT BACK GATEWAY_ID MAX_MESSAGE_BYTES PARENT_PID [KEYS]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+from pathlib import Path
+
+import zmq
+
+from .errors import PaintError
+from .shared import process_alive
+
+READY = "ready"
+
+
+def unpredictable_routing_ids() -> None:
+    """Seed the C library's rand(), from which a new ROUTER draws the first routing id it
+    hands out: libzmq never seeds it, so every ROUTER's first id is 00 6b8b4567, and a client
+    that takes the next id as its own aborts the process when one more client connects."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.srand(ctypes.c_uint(int.from_bytes(os.urandom(4), "little")))
+    except (OSError, AttributeError, TypeError):  # no C library to reach (Windows): as it was
+        pass
+
+
+def serve(
+    front: str, back: str, gateway_id: bytes, max_message_bytes: int, keys: Path | None
+) -> None:
+    context = zmq.Context()
+    unpredictable_routing_ids()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+    router.setsockopt(zmq.SNDHWM, 256)
+    router.setsockopt(zmq.RCVHWM, 64)
+    if keys is not None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        from .keys import load_server_keys
+
+        public, secret, clients = load_server_keys(keys)
+        authenticator = ThreadAuthenticator(context)
+        authenticator.start()
+        authenticator.configure_curve(domain="*", location=str(clients))
+        router.curve_secretkey = secret
+        router.curve_publickey = public
+        router.curve_server = True
+    try:
+        router.bind(front)
+    except zmq.ZMQError as error:
+        raise PaintError(
+            f"Cannot listen on {front} ({error.strerror}); another server may be running "
+            "there: stop it or choose another --port."
+        ) from None
+    server = context.socket(zmq.DEALER)
+    server.setsockopt(zmq.LINGER, 0)
+    server.setsockopt(zmq.ROUTING_ID, gateway_id)
+    server.setsockopt(zmq.SNDHWM, 4096)
+    server.setsockopt(zmq.RCVHWM, 4096)
+    server.connect(back)
+    print(READY, flush=True)
+    zmq.proxy(router, server)
+
+
+def main(argv: list[str]) -> int:
+    front, back, gateway_id, max_bytes, parent = argv[:5]
+    keys = Path(argv[5]) if len(argv) > 5 else None
+
+    def run() -> None:
+        try:
+            serve(front, back, gateway_id.encode(), int(max_bytes), keys)
+        except (PaintError, zmq.ZMQError) as error:
+            print(error, file=sys.stderr, flush=True)
+        finally:
+            stopped.set()
+
+    stopped = threading.Event()
+    threading.Thread(target=run, name="paintstep-gateway", daemon=True).start()
+    # The proxy never returns: end with the server that started this process.
+    while not stopped.wait(0.5):
+        if not process_alive(int(parent)):
+            return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -249,7 +249,8 @@ def raw_image(pixels: Any) -> RawImage:
         fmt = "rgba8"
     else:
         raise ValueError(f"cannot send an image of shape {pixels.shape}")
-    return RawImage(memoryview(pixels).cast("B"), pixels.shape[1], pixels.shape[0], fmt)
+    # Flat first: a view of an empty image (a 0 x 0 step layer) cannot be cast.
+    return RawImage(memoryview(pixels.reshape(-1)), pixels.shape[1], pixels.shape[0], fmt)
 
 
 def read_raw_image(

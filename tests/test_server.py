@@ -207,6 +207,24 @@ def test_bad_requests_get_a_sentence_and_the_server_keeps_serving(server):
         assert len(steps) == 2
 
 
+def test_steps_with_empty_layers_reach_the_client_as_they_are(server):
+    # A 1 x 1 canvas has nothing left to do in some of its 8 steps: their layers are 0 x 0.
+    requests = [
+        PaintRequest(photo("coffee", 1), steps=8, seed=1),
+        PaintRequest(photo("coffee", 32)[:1], steps=12, seed=2),
+    ]
+    empty = 0
+    with Client(server.address) as client:
+        for request in requests:
+            events, steps = run_job(client, request)
+            local = list(get_engine("strokes").paint(request))
+            assert events[-1].state == "finished" and len(steps) == request.steps
+            empty += sum(s.pixels.size == 0 for s in steps)
+            for remote, here in zip(steps, local):
+                assert remote.bbox == here.bbox and np.array_equal(remote.pixels, here.pixels)
+    assert empty > 0
+
+
 def raw_exchange(address: str, frames: list[bytes], wait: float = 3.0) -> dict | None:
     socket_ = zmq.Context.instance().socket(zmq.DEALER)
     socket_.setsockopt(zmq.LINGER, 0)

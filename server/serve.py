@@ -178,6 +178,7 @@ class Server:
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.seen: dict[Route, float] = {}  # client -> when it last spoke
         self.peers: dict[Route, Peer] = {}  # clients that share memory with the server
+        self.own_user: set[Route] = set()  # clients the OS says run as the server's user
         # Shared memory only with clients on the local socket, which only this user reaches.
         self.local = local_address(settings.address) if zmq.has("ipc") else None
         self.shares = shared.available() and self.local is not None
@@ -292,6 +293,7 @@ class Server:
         """Stop sending to these clients (their jobs go on, in the cache)."""
         for route in routes:
             self.seen.pop(route, None)
+            self.own_user.discard(route)
             peer = self.peers.pop(route, None)
             if peer is not None:
                 peer.close()
@@ -457,6 +459,10 @@ class Server:
                     "server's TCP side restarted); say hello again and fetch your jobs.",
                 )
                 continue
+            if message.type == "hello":
+                self.own_user.discard(identity)
+                if hops == 1 and self.same_user(frames[1]):
+                    self.own_user.add(identity)
             try:
                 self.handle(identity, message)
             except ProtocolError as error:
@@ -537,17 +543,33 @@ class Server:
         old = self.peers.pop(identity, None)
         if old is not None:
             old.close()
-        if not self.shares or not isinstance(offer, dict) or len(identity) > 1:
+        if not self.shares or not isinstance(offer, dict) or identity not in self.own_user:
             return False
         try:
             token = bytes.fromhex(offer.get("token", ""))
             if len(token) != shared.TOKEN_BYTES:
                 return False
-            self.peers[identity] = Peer(token, shared.Segment.open(offer.get("name"), token))
+            name = offer.get("name")
+            if shared.maker(name) == os.getpid():
+                return False  # the server's own segment, holding another client's layers
+            self.peers[identity] = Peer(token, shared.Segment.open(name, token))
         except (ValueError, TypeError) as error:
             log.debug("client %s offered shared memory that fails: %s", identity[-1].hex(), error)
             return False
         return True
+
+    @staticmethod
+    def same_user(frame: zmq.Frame) -> bool:
+        """Whether the OS says the client on the local socket runs as this server's user:
+        libzmq appends the peer's uid, gid and pid (SO_PEERCRED) to an ipc peer's address.
+        Where the OS does not say, only the socket's 0700 folder lets a client in."""
+        try:
+            fields = frame.get("Peer-Address").split(":")
+        except (zmq.ZMQError, AttributeError):
+            return True
+        if len(fields) < 4 or not fields[-3].isdigit():
+            return True
+        return int(fields[-3]) == os.getuid()
 
     def on_release(self, identity: Route, message: Message) -> None:
         peer = self.peers.get(identity)

@@ -51,9 +51,13 @@ class Segment:
         self.named = True  # the file still has its name in FOLDER
 
     @classmethod
-    def create(cls, size: int, token: bytes = b"") -> Segment:
-        """A new segment of `size` bytes (at least a header's), `token` at its start."""
+    def create(cls, size: int, token: bytes | None = None) -> Segment:
+        """A new segment of `size` bytes (at least a header's), `token` (random where none is
+        given) at its start: no segment starts with a token anyone could guess."""
         size = max(aligned(size), HEADER_BYTES)
+        token = os.urandom(TOKEN_BYTES) if token is None else token
+        if len(token) != TOKEN_BYTES:
+            raise SharedError(f"a segment's token is {TOKEN_BYTES} bytes, not {len(token)}")
         name = f"paintstep-{os.getpid()}-{os.urandom(8).hex()}"
         path = os.path.join(FOLDER, name)
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -142,6 +146,12 @@ class Segment:
         if self.made_here:
             self.unlink()
         self.mapping.close()
+
+
+def maker(name: object) -> int | None:
+    """The pid in a segment's name: the process that made it (None for another name)."""
+    match = NAME.fullmatch(name) if isinstance(name, str) else None
+    return None if match is None else int(match.group(1))
 
 
 class Ring:

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from conftest import photo
 from paintstep import shared
 from paintstep.client import Client, Step
@@ -93,6 +96,60 @@ def test_memory_is_shared_only_with_a_segment_that_proves_the_same_user(server):
     finally:
         good.close()
         readable.close()
+
+
+def test_the_servers_own_segments_are_never_taken_as_a_clients(server):
+    # Offered as a client's, the server's ring would give its layers to whoever asks.
+    with Client(server.address) as client:
+        send = client.send
+        client.send = lambda message: None if message.type == "release" else send(message)
+        run_job(client, PaintRequest(photo("astronaut", SIZE), steps=3, seed=1))
+        (name,) = client.inboxes  # never released: the server keeps its name
+        token = (Path(shared.FOLDER) / name).read_bytes()[: shared.TOKEN_BYTES]
+        assert token != bytes(shared.TOKEN_BYTES)  # random, as in every segment
+        for guess in (bytes(shared.TOKEN_BYTES), token):
+            answer = raw_exchange(server.local, [offer(None, guess, name)])
+            assert answer["content"]["shared"] is False
+
+
+def say_hello_as(user: int | None, address: str) -> None:
+    """Connect to `address` from a process of `user` (this one's where None)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if user is not None:
+                os.setuid(user)
+            context = zmq.Context()
+            socket = context.socket(zmq.DEALER)
+            socket.connect(address)
+            socket.send(b"hello")
+            socket.close(linger=5000)
+            context.term()  # sends it before the process ends
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs another user")
+def test_the_os_says_which_user_a_client_on_the_local_socket_runs_as():
+    from paintstep.serve import Server
+
+    folder = Path(tempfile.mkdtemp(prefix="paintstep-peer-"))
+    folder.chmod(0o755)
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    address = f"ipc://{folder}/s.sock"
+    router.bind(address)
+    try:
+        (folder / "s.sock").chmod(0o777)
+        for user, same in ((65534, False), (None, True)):
+            say_hello_as(user, address)
+            assert router.poll(10_000)
+            frames = router.recv_multipart(copy=False)
+            assert Server.same_user(frames[1]) is same
+    finally:
+        router.close()
+        shutil.rmtree(folder)
 
 
 def test_an_image_in_memory_that_was_never_agreed_is_refused_and_serving_goes_on(server):

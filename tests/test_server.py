@@ -577,6 +577,31 @@ def test_a_tcp_client_picks_up_its_job_when_the_gateway_died_under_it(server):
     assert server.process.poll() is None
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_secret_keys_are_private_and_a_server_with_readable_ones_will_not_start(tmp_path):
+    keys = tmp_path / "keys"
+    previous = os.umask(0o022)  # as most users have it: files readable by all
+    try:
+        make_keys(keys, "painter")
+    finally:
+        os.umask(previous)
+    assert keys.stat().st_mode & 0o777 == 0o700
+    secrets = sorted(keys.glob("*.key_secret"))
+    assert [s.name for s in secrets] == ["painter.key_secret", "server.key_secret"]
+    assert all(s.stat().st_mode & 0o777 == 0o600 for s in secrets)
+    (keys / "server.key_secret").chmod(0o644)
+    done = subprocess.run(
+        [sys.executable, "-m", "paintstep", "serve", "--keys", str(keys)]
+        + ["--port", str(free_port()), "--cache-dir", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path)),
+    )
+    assert done.returncode == 2
+    assert "can be read by other users" in done.stderr and "chmod 600" in done.stderr
+
+
 def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_path):
     from paintstep.result import load_result
     from PIL import Image

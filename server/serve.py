@@ -50,6 +50,7 @@ log = logging.getLogger("paintstep.serve")
 
 EVENTS = "inproc://paintstep-events"
 MAX_QUEUED = 64
+FETCHERS = 2  # threads that read fetched jobs from the cache
 MAX_META_BYTES = 4096
 
 # Where a message came from: the client's routing id on the local socket, or the gateway's
@@ -149,6 +150,8 @@ class Job:
     request: PaintRequest | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     subscribers: set[Route] = field(default_factory=set)
+    # Clients whose fetch is being read from the cache: what the job said meanwhile, for after.
+    fetching: dict[Route, list[list[Any]]] = field(default_factory=dict)
     deleting: bool = False  # removed once its worker has stopped
 
     def summary(self) -> dict[str, Any]:
@@ -198,6 +201,11 @@ class Server:
         self.workers = [
             threading.Thread(target=self.work, name=f"paintstep-worker-{i}", daemon=True)
             for i in range(settings.workers)
+        ]
+        self.fetches: queue.Queue[Fetch | None] = queue.Queue()
+        self.fetchers = [
+            threading.Thread(target=self.read_fetches, name=f"paintstep-fetch-{i}", daemon=True)
+            for i in range(FETCHERS)
         ]
 
     # -- setting up ---------------------------------------------------------------------------
@@ -392,7 +400,7 @@ class Server:
 
     def run(self) -> None:
         """Serve until stop() is called."""
-        for worker in self.workers:
+        for worker in self.workers + self.fetchers:
             worker.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
@@ -421,7 +429,9 @@ class Server:
             job.cancel.set()
         for _ in self.workers:
             self.queue.put(None)
-        for worker in self.workers:
+        for _ in self.fetchers:
+            self.fetches.put(None)
+        for worker in self.workers + self.fetchers:
             if worker.is_alive():
                 worker.join(timeout=5)
         self.forward_events()
@@ -668,26 +678,73 @@ class Server:
         self.send(identity, Message("jobs", content, re=message.id))
 
     def on_fetch_job(self, identity: Route, message: Message) -> None:
+        """Read the job's steps so far from the cache on a fetcher thread (a large job takes
+        seconds: this thread must go on answering); what the job says meanwhile waits for the
+        fetch, so the client gets every step once and in order."""
         job = self.job_of(message)
-        state: dict[str, Any] = {"position": 0, "steps": job.steps, "state": job.state}
-        buffers: list[Any] = []
-        result = None
-        if (job.folder / "manifest.json").exists():
-            result = load_result(job.folder)
-            state["start"] = image_field(result.start(), buffers)
-        elif job.request is not None:
-            state["start"] = image_field(job.request.first_frame(), buffers)
-        self.send(identity, Message("accepted", state, buffers, re=message.id, job=job.id))
-        for index in range(1, job.steps_done + 1):
-            if index in job.recent:
-                self.deliver(identity, job.recent[index])
-            elif result is not None:
-                step = result.layer(index)
-                step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
-                self.deliver(identity, encode(self.step_message(job, step)))
-        if job.ended:
-            self.send(identity, self.done_message(job))
-        else:
+        job.subscribers.discard(identity)
+        fetch = Fetch(
+            job=job,
+            route=identity,
+            re=message.id,
+            state={"position": 0, "steps": job.steps, "state": job.state},
+            upto=job.steps_done,
+            recent=dict(job.recent),
+            request=job.request,
+            done=self.done_message(job) if job.ended else None,
+        )
+        job.fetching[identity] = []
+        self.fetches.put(fetch)
+
+    def read_fetches(self) -> None:
+        events = self.context.socket(zmq.PUSH)
+        events.setsockopt(zmq.SNDHWM, 4)  # a few steps read ahead, not the whole job
+        events.connect(EVENTS)
+        try:
+            while (fetch := self.fetches.get()) is not None:
+                self.read_fetch(fetch, events)
+        finally:
+            events.close(linger=1000)
+
+    def read_fetch(self, fetch: Fetch, events: zmq.Socket) -> None:
+        job = fetch.job
+
+        def send(message: Message | list[Any]) -> None:
+            frames = encode(message) if isinstance(message, Message) else message
+            route = msgpack.packb({"route": list(fetch.route)})
+            events.send_multipart([b"send", job.id.encode(), route, *frames], copy=False)
+
+        try:
+            buffers: list[Any] = []
+            result = None
+            if (job.folder / "manifest.json").exists():
+                result = load_result(job.folder)
+                fetch.state["start"] = image_field(result.start(), buffers)
+            elif fetch.request is not None:
+                fetch.state["start"] = image_field(fetch.request.first_frame(), buffers)
+            send(Message("accepted", fetch.state, buffers, re=fetch.re, job=job.id))
+            for index in range(1, fetch.upto + 1):
+                if index in fetch.recent:
+                    send(fetch.recent[index])
+                elif result is not None:
+                    step = result.layer(index)
+                    step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
+                    send(self.step_message(job, step))
+            if fetch.done is not None:
+                send(fetch.done)
+        except (PaintError, OSError) as error:  # deleted meanwhile, or the cache is damaged
+            log.warning("job %s: cannot read it for a fetch: %s", job.id, error)
+            text = f"Job {job.id} cannot be read from the server's cache ({error})."
+            send(Message("error", {"code": "unknown_job", "message": text}, re=fetch.re))
+        finally:
+            route = msgpack.packb({"route": list(fetch.route)})
+            events.send_multipart([b"fetched", job.id.encode(), route])
+
+    def fetched(self, job: Job, identity: Route) -> None:
+        """A fetch is sent: then what the job said meanwhile, and its live steps from now on."""
+        for frames in job.fetching.pop(identity, []):
+            self.deliver(identity, frames)
+        if not job.ended and identity in self.seen:
             job.subscribers.add(identity)
 
     def on_delete_job(self, identity: Route, message: Message) -> None:
@@ -743,11 +800,18 @@ class Server:
                 frames = self.events.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            job_id = frames[1].bytes.decode()
+            kind, job_id = frames[0].bytes, frames[1].bytes.decode()
             job = self.jobs.get(job_id)
+            update = msgpack.unpackb(frames[2].bytes)
+            if kind in (b"send", b"fetched"):  # from a fetcher
+                route = tuple(update["route"])
+                if kind == b"send":
+                    self.deliver(route, [frame.buffer for frame in frames[3:]])
+                elif job is not None:
+                    self.fetched(job, route)
+                continue
             if job is None:
                 continue
-            update = msgpack.unpackb(frames[2].bytes)
             job.state = update.get("state", job.state)
             payload = [frame.buffer for frame in frames[3:]]
             if "steps_done" in update:
@@ -759,6 +823,8 @@ class Server:
                     del job.recent[index]
             for identity in list(job.subscribers):
                 self.deliver(identity, payload)
+            for waiting in job.fetching.values():
+                waiting.append(payload)
             if job.ended and job.deleting:
                 self.remove(job)
             elif job.ended:
@@ -859,6 +925,20 @@ class Server:
                 {"state": "failed"},
                 Message("error", {"code": "engine_failed", "message": text}, job=job.id),
             )
+
+
+@dataclass
+class Fetch:
+    """A fetch_job to read from the cache: what the job had when it was asked."""
+
+    job: Job
+    route: Route
+    re: str
+    state: dict[str, Any]
+    upto: int  # steps sent by then
+    recent: dict[int, list[Any]]  # those of them not yet stored
+    request: PaintRequest | None
+    done: Message | None  # where the job had ended
 
 
 def watch_parent(pid: int, stop, every: float = 1.0) -> threading.Thread:

@@ -737,3 +737,40 @@ def test_a_job_queued_behind_a_long_one_waits_for_its_turn(tmp_path, monkeypatch
     finally:
         server.stop()
         thread.join()
+
+
+def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypatch):
+    """Reading a large job back takes seconds: the server answers everyone meanwhile."""
+    from paintstep import serve
+    from paintstep.result import load_result
+    from paintstep.serve import Server, Settings
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = Server(Settings(address=address, cache=tmp_path / "cache"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    reading, go_on = threading.Event(), threading.Event()
+
+    def slow_load(folder):
+        reading.set()
+        assert go_on.wait(30)
+        return load_result(folder)
+
+    try:
+        request = PaintRequest(photo("coffee", 48), steps=4, seed=1)
+        with Client(address, timeout=5) as client:
+            events, steps = run_job(client, request)
+        monkeypatch.setattr(serve, "load_result", slow_load)
+        with Client(address, timeout=5) as fetching, Client(address, timeout=5) as other:
+            asked = fetching.send(Message("fetch_job", job=events[0].job))
+            assert reading.wait(30)
+            assert other.list_jobs()[0]["job"] == events[0].job  # answered while it reads
+            go_on.set()
+            accepted = fetching.wait_for(lambda m: m.re == asked, "the fetch")
+            again = [e.to_layer() for e in fetching.follow(accepted) if isinstance(e, Step)]
+        assert [s.index for s in again] == [1, 2, 3, 4]
+        assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(again, steps))
+    finally:
+        go_on.set()
+        server.stop()
+        thread.join()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,12 @@ class Strokes:
         length = (lengths * used).sum(axis=1)
         width = 2.0 * self.radius
         return (length + width) * width * self.color[:, 3]
+
+    def reaching(self, top: float, bottom: float) -> np.ndarray:
+        """Indices of the strokes that can touch rows top..bottom."""
+        pad = self.radius + 2.0
+        ys = self.points[..., 1]
+        return np.flatnonzero((ys.max(axis=1) + pad >= top) & (ys.min(axis=1) - pad < bottom))
 
     def bounds(self, width: int, height: int) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) of the canvas area these strokes can touch, clipped to it."""
@@ -102,18 +109,50 @@ def raster_surface(pixels: np.ndarray) -> skia.Surface:
 def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) -> np.ndarray:
     """The strokes on a clear layer of this size placed at (x0, y0), as straight RGBA."""
     straight = np.zeros((height, width, 4), np.uint8)
-    if not (width and height and len(strokes)):
-        return straight
-    premultiplied = np.zeros((height, width, 4), np.uint8)  # the surface draws into it
+    render_rows(strokes, x0, y0, straight)
+    return straight
+
+
+def render_rows(
+    strokes: Strokes, x0: int, y0: int, out: np.ndarray, top: int = 0, bottom: int | None = None
+) -> None:
+    """Draw into rows top..bottom of `out`, a clear straight-RGBA layer placed at (x0, y0), what
+    the strokes paint there.
+
+    Only the strokes that reach those rows are drawn, but on a surface the size of the whole
+    layer: skia's anti-aliasing depends on the surface's edges, and so the rows come out
+    exactly as in a drawing of the whole layer.
+    """
+    height, width = out.shape[:2]
+    bottom = height if bottom is None else bottom
+    strokes = strokes.take(strokes.reaching(y0 + top, y0 + bottom))
+    if not (width and bottom > top and len(strokes)):
+        return
+    premultiplied = scratch(height, width)  # the surface draws into it
     surface = raster_surface(premultiplied)
     canvas = surface.getCanvas()
     canvas.translate(-x0, -y0)
     draw_strokes(canvas, strokes)
     info = skia.ImageInfo.Make(
-        width, height, skia.ColorType.kRGBA_8888_ColorType, skia.AlphaType.kUnpremul_AlphaType
+        width, bottom - top, skia.ColorType.kRGBA_8888_ColorType, skia.AlphaType.kUnpremul_AlphaType
     )
-    surface.readPixels(skia.Pixmap(info, straight, width * 4), 0, 0)
-    return straight
+    rows = out[top:bottom]
+    surface.readPixels(skia.Pixmap(info, rows, width * 4), 0, top)
+
+
+_scratch = threading.local()
+
+
+def scratch(height: int, width: int) -> np.ndarray:
+    """A clear (height, width, 4) buffer, reused from call to call on this thread: a fresh one
+    at 4096 px is 64 MB of memory the kernel has to hand over page by page."""
+    size = height * width * 4
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < size or buffer.size > 4 * max(size, 1 << 22):
+        buffer = _scratch.buffer = np.empty(size, np.uint8)
+    pixels = buffer[:size].reshape(height, width, 4)
+    pixels.fill(0)
+    return pixels
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:

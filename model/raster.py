@@ -7,6 +7,7 @@ Images are (H, W, 4) uint8; "premultiplied" ones as skia and Pillow's "RGBa" hol
 from __future__ import annotations
 
 import numpy as np
+from paintstep.bands import in_bands
 from paintstep.process import BAND_ROWS, blend_words
 from PIL import Image, ImageFilter
 
@@ -16,33 +17,48 @@ GLAZE = 24  # levels (largest channel): a move this small is a glaze, not a visi
 def pixel_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel largest channel difference of two premultiplied RGBA uint8 images, uint8."""
     difference = np.zeros(a.shape[:2], np.uint8)
-    for channel in range(4):
-        high = np.maximum(a[..., channel], b[..., channel])
-        high -= np.minimum(a[..., channel], b[..., channel])
-        np.maximum(difference, high, out=difference)
+
+    def rows(top: int, bottom: int) -> None:
+        out = difference[top:bottom]
+        for channel in range(4):
+            first, second = a[top:bottom, :, channel], b[top:bottom, :, channel]
+            high = np.maximum(first, second)
+            high -= np.minimum(first, second)
+            np.maximum(out, high, out=out)
+
+    in_bands(len(difference), rows)
     return difference
 
 
 def squared_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel squared distance of two RGBA uint8 images, as int32 (0..4 * 255**2)."""
     total = np.zeros(a.shape[:2], np.int32)
-    for channel in range(4):
-        d = a[..., channel].astype(np.int16)
-        d -= b[..., channel]
-        # d * d is at most 65025: it overflows int16 but is exact read back as uint16.
-        np.multiply(d, d, out=d, dtype=np.int16, casting="unsafe")
-        total += d.view(np.uint16)
+
+    def rows(top: int, bottom: int) -> None:
+        for channel in range(4):
+            d = a[top:bottom, :, channel].astype(np.int16)
+            d -= b[top:bottom, :, channel]
+            # d * d is at most 65025: it overflows int16 but is exact read back as uint16.
+            np.multiply(d, d, out=d, dtype=np.int16, casting="unsafe")
+            total[top:bottom] += d.view(np.uint16)
+
+    in_bands(len(total), rows)
     return total
 
 
 def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel Euclidean distance of two premultiplied RGBA uint8 images, in 0..2."""
     distance = np.zeros(a.shape[:2], np.float32)
-    for channel in range(4):
-        d = a[..., channel].astype(np.float32) - b[..., channel]
-        distance += d * d
-    np.sqrt(distance, out=distance)
-    distance /= 255.0
+
+    def rows(top: int, bottom: int) -> None:
+        out = distance[top:bottom]
+        for channel in range(4):
+            d = a[top:bottom, :, channel].astype(np.float32) - b[top:bottom, :, channel]
+            out += d * d
+        np.sqrt(out, out=out)
+        out /= 255.0
+
+    in_bands(len(distance), rows)
     return distance
 
 
@@ -138,10 +154,15 @@ def glaze_layer(
     layer_words = layer.view(np.uint32).reshape(-1)
     frame_words = frame.view(np.uint32).reshape(-1)
     goal_words = goal.view(np.uint32).reshape(-1)
-    for top in range(0, where.shape[0], BAND_ROWS):
-        rows, cols = np.nonzero(where[top : top + BAND_ROWS])
+
+    def glaze_rows(start: int, stop: int) -> None:
+        for top in range(start, stop, BAND_ROWS):
+            glaze_band(top, min(top + BAND_ROWS, stop))
+
+    def glaze_band(top: int, bottom: int) -> None:
+        rows, cols = np.nonzero(where[top:bottom])
         if rows.size == 0:
-            continue
+            return
         rows += top
         spots = (rows + y0) * frame.shape[1] + cols + x0
         local = rows * layer.shape[1] + cols
@@ -154,7 +175,7 @@ def glaze_layer(
         if halfway:
             off &= goal_pixels[:, 3] == 255  # solve_over lays it over a translucent pixel
         if not off.any():
-            continue
+            return
         below = below[off]
         goal_pixels = goal_pixels[off]
         if halfway:
@@ -167,3 +188,5 @@ def glaze_layer(
         else:
             fix = solve_over(below.view(np.uint8).reshape(-1, 4), goal_pixels)
         np.put(layer_words, local[off], np.ascontiguousarray(fix).view(np.uint32).reshape(-1))
+
+    in_bands(where.shape[0], glaze_rows)

@@ -29,7 +29,8 @@ from paintstep.process import (
 )
 from PIL import Image
 
-from .brush import Strokes, premultiply, render_layer
+from . import band_render
+from .brush import Strokes, premultiply
 from .raster import (
     blur,
     box_reduce,
@@ -116,6 +117,8 @@ def paint_process(
             "nothing left to paint; give a different target or a larger mask."
         )
     height, width = frame.shape[:2]
+    if width * height >= band_render.PARALLEL_AREA:
+        band_render.warm()  # the helpers start while the preview runs
     radii = brush_radii(width, height, settings.detail)
     shares, ratios, errors = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
@@ -390,7 +393,7 @@ class Painter:
         x0, y0, x1, y1 = (int(v) for v in (x0, y0, x1, y1))
         window = (slice(y0, y1), slice(x0, x1))
         frame = self.frame[window]
-        layer = render_layer(batch, x0, y0, x1 - x0, y1 - y0)
+        layer = band_render.render_layer(batch, x0, y0, x1 - x0, y1 - y0)
         np.multiply(layer[..., 3], self.paintable[window], out=layer[..., 3])
         if not self.opaque:
             limit_alpha(layer, frame, self.goal[window])

@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,12 @@ from .result import ResultWriter, load_result
 log = logging.getLogger("paintstep.serve")
 
 EVENTS = "inproc://paintstep-events"
-MAX_QUEUED = 64
+MAX_QUEUED = 64  # jobs waiting, all clients together
+MAX_QUEUED_PER_CLIENT = 8
+MAX_QUEUED_BYTES = 4 << 30  # pixels held by waiting jobs, all clients together
+MAX_QUEUED_BYTES_PER_CLIENT = 1 << 30
+SMALL_PIXELS = 1 << 20  # strokes jobs this small have a worker of their own: never stuck behind
+MAX_SHARED_BYTES = 2 << 30  # the server's shared-memory rings, all clients together
 FETCHERS = 2  # threads that read fetched jobs from the cache
 MAX_META_BYTES = 4096
 
@@ -75,8 +82,11 @@ class Peer:
 
     MOST_RING_BYTES = 1 << 30
 
-    def __init__(self, token: bytes, first: shared.Segment) -> None:
+    def __init__(
+        self, token: bytes, first: shared.Segment, room_left: Callable[[], int] = lambda: 1 << 62
+    ) -> None:
         self.token = token
+        self.room_left = room_left  # bytes all rings together may still grow by
         self.inboxes: dict[str, shared.Segment] = {first.name: first}  # the client's segments
         self.ring: shared.Ring | None = None  # the server's, for layers going out
         self.largest = 0  # bytes: the largest layer this client was sent
@@ -108,6 +118,8 @@ class Peer:
             self.ring.segment.close()  # grown out of: all released, so nobody needs it
             self.ring = None
         if self.ring is None:
+            if room > self.room_left():
+                return None  # the server's budget for shared memory is spent: frames
             try:
                 self.ring = shared.Ring(shared.Segment.create(room + shared.HEADER_BYTES))
             except shared.SharedError as error:
@@ -150,6 +162,7 @@ class Job:
     request: PaintRequest | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     subscribers: set[Route] = field(default_factory=set)
+    owner: Route = ()  # the client that asked for it
     # Clients whose fetch is being read from the cache: what the job said meanwhile, for after.
     fetching: dict[Route, list[list[Any]]] = field(default_factory=dict)
     deleting: bool = False  # removed once its worker has stopped
@@ -173,12 +186,65 @@ class Job:
         return self.state in ("finished", "cancelled", "failed", "interrupted")
 
 
+class Turns:
+    """Jobs waiting to be painted: a queue for each client, the clients served in turn."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[Route, deque[Job]] = {}
+        self.served: dict[Route, int] = {}  # the turn at which each client was last served
+        self.turn = 0
+        self.changed = threading.Condition()
+        self.closed = False
+
+    def put(self, owner: Route, job: Job) -> None:
+        with self.changed:
+            self.lanes.setdefault(owner, deque()).append(job)
+            self.changed.notify_all()
+
+    def get(self, takes: Callable[[Job], bool] = lambda job: True) -> Job | None:
+        """The next job `takes` accepts, of the client served longest ago (or never); None once
+        closed."""
+        with self.changed:
+            while not self.closed:
+                lanes = [(owner, lane) for owner, lane in self.lanes.items() if takes(lane[0])]
+                if lanes:
+                    owner, lane = min(lanes, key=lambda item: self.served.get(item[0], 0))
+                    self.turn += 1
+                    self.served[owner] = self.turn
+                    job = lane.popleft()
+                    if not lane:
+                        del self.lanes[owner], self.served[owner]
+                    return job
+                self.changed.wait()
+            return None
+
+    def waiting(self) -> list[Job]:
+        with self.changed:
+            return [job for lane in self.lanes.values() for job in lane]
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+
+def is_small(job: Job) -> bool:
+    return job.engine == "strokes" and job.width * job.height <= SMALL_PIXELS
+
+
+def request_bytes(request: PaintRequest | None) -> int:
+    if request is None:
+        return 0
+    images = (request.canvas, request.target, request.mask)
+    return sum(image.nbytes for image in images if image is not None)
+
+
 class Server:
     def __init__(self, settings: Settings, context: zmq.Context | None = None) -> None:
         self.settings = settings
         self.context = context or zmq.Context()
         self.jobs: dict[str, Job] = {}
-        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.turns = Turns()
         self.seen: dict[Route, float] = {}  # client -> when it last spoke
         self.peers: dict[Route, Peer] = {}  # clients that share memory with the server
         self.own_user: set[Route] = set()  # clients the OS says run as the server's user
@@ -202,6 +268,12 @@ class Server:
             threading.Thread(target=self.work, name=f"paintstep-worker-{i}", daemon=True)
             for i in range(settings.workers)
         ]
+        # Small jobs have a lane of their own: a 4096 px job makes nobody wait half a minute.
+        self.workers.append(
+            threading.Thread(
+                target=self.work, args=(is_small,), name="paintstep-small", daemon=True
+            )
+        )
         self.fetches: queue.Queue[Fetch | None] = queue.Queue()
         self.fetchers = [
             threading.Thread(target=self.read_fetches, name=f"paintstep-fetch-{i}", daemon=True)
@@ -427,8 +499,7 @@ class Server:
     def shutdown(self) -> None:
         for job in self.jobs.values():
             job.cancel.set()
-        for _ in self.workers:
-            self.queue.put(None)
+        self.turns.close()
         for _ in self.fetchers:
             self.fetches.put(None)
         for worker in self.workers + self.fetchers:
@@ -541,6 +612,8 @@ class Server:
                 "max_pixels": side * side,
                 "max_steps": MAX_STEPS,
                 "max_message_bytes": self.max_message_bytes(),
+                "max_queued": MAX_QUEUED,
+                "max_queued_per_client": MAX_QUEUED_PER_CLIENT,
             },
             "heartbeat": HEARTBEAT_SECONDS,
             "shared": self.share_with(identity, message.content.get("shared")),
@@ -560,9 +633,11 @@ class Server:
             if len(token) != shared.TOKEN_BYTES:
                 return False
             name = offer.get("name")
-            if shared.maker(name) == os.getpid():
+            rings = (peer.ring for peer in self.peers.values())
+            if any(ring is not None and ring.segment.name == name for ring in rings):
                 return False  # the server's own segment, holding another client's layers
-            self.peers[identity] = Peer(token, shared.Segment.open(name, token))
+            segment = shared.Segment.open(name, token)
+            self.peers[identity] = Peer(token, segment, self.shared_room_left)
         except (ValueError, TypeError) as error:
             log.debug("client %s offered shared memory that fails: %s", identity[-1].hex(), error)
             return False
@@ -618,8 +693,7 @@ class Server:
             raise PaintError("The seed must be a whole number.")
         request.validate()
         engine.settings(request)
-        if sum(1 for j in self.jobs.values() if j.state == "queued") >= MAX_QUEUED:
-            raise ProtocolError("busy", "The server has too many jobs waiting; try again later.")
+        self.check_room(identity, request)
         job_id = uuid.uuid4().hex[:16]
         name = content.get("name", "")
         meta = content.get("meta", {})
@@ -636,9 +710,12 @@ class Server:
             height=canvas.shape[0],
             request=request,
             subscribers={identity},
+            owner=identity,
         )
         self.jobs[job_id] = job
-        position = sum(1 for j in self.jobs.values() if j.state in ("queued", "running")) - 1
+        position = len(self.turns.waiting()) + sum(
+            1 for j in self.jobs.values() if j.state == "running"
+        )
         self.send(
             identity,
             Message(
@@ -651,7 +728,34 @@ class Server:
         log.info(
             "job %s: %s, %d steps, %dx%d", job_id, engine_name, job.steps, *canvas.shape[1::-1]
         )
-        self.queue.put(job)
+        self.turns.put(identity, job)
+
+    def check_room(self, identity: Route, request: PaintRequest) -> None:
+        """Refuse, as `busy` with the reason, a job that would make the server hold too much."""
+        waiting = self.turns.waiting()
+        own = [j for j in self.jobs.values() if j.owner == identity and not j.ended]
+        held = sum(request_bytes(job.request) for job in waiting)
+        own_held = sum(request_bytes(job.request) for job in own)
+        size = request_bytes(request)
+        if len(own) >= MAX_QUEUED_PER_CLIENT:
+            reason = f"you have {len(own)} jobs waiting or running, the most one client may have"
+        elif own_held + size > MAX_QUEUED_BYTES_PER_CLIENT:
+            reason = (
+                f"your waiting jobs hold {own_held >> 20} MB of pictures, the most one client may"
+            )
+        elif len(waiting) >= MAX_QUEUED:
+            reason = f"{len(waiting)} jobs are waiting, the most it takes"
+        elif held + size > MAX_QUEUED_BYTES:
+            reason = f"the jobs waiting hold {held >> 20} MB of pictures, the most it keeps"
+        else:
+            return
+        raise ProtocolError(
+            "busy", f"The server is busy: {reason}; try again when one of them has finished."
+        )
+
+    def shared_room_left(self) -> int:
+        rings = (peer.ring for peer in self.peers.values())
+        return MAX_SHARED_BYTES - sum(ring.segment.size for ring in rings if ring is not None)
 
     def job_of(self, message: Message) -> Job:
         job = self.jobs.get(message.job or "")
@@ -833,14 +937,11 @@ class Server:
                 job.recent.clear()
                 self.prune()
 
-    def work(self) -> None:
+    def work(self, takes: Callable[[Job], bool] = lambda job: True) -> None:
         events = self.context.socket(zmq.PUSH)
         events.connect(EVENTS)
         try:
-            while True:
-                job = self.queue.get()
-                if job is None:
-                    return
+            while (job := self.turns.get(takes)) is not None:
                 self.paint(job, events)
         finally:
             events.close(linger=1000)

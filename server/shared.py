@@ -148,12 +148,6 @@ class Segment:
         self.mapping.close()
 
 
-def maker(name: object) -> int | None:
-    """The pid in a segment's name: the process that made it (None for another name)."""
-    match = NAME.fullmatch(name) if isinstance(name, str) else None
-    return None if match is None else int(match.group(1))
-
-
 class Ring:
     """Room for layers in one segment, reused once the client releases them: parts are handed
     out in order round the segment, and a part is free again after its release."""

@@ -774,3 +774,44 @@ def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypa
         go_on.set()
         server.stop()
         thread.join()
+
+
+def test_clients_are_served_in_turn_and_one_cannot_fill_the_queue(server):
+    request = PaintRequest(photo("astronaut", 1200), steps=6, seed=1)  # no small jobs
+    with Client(server.address) as greedy, Client(server.address) as other:
+        most = greedy.welcome["limits"]["max_queued_per_client"]
+        jobs = []
+        for _ in range(most + 1):
+            jobs.append(greedy.send(Message("generate", *generate_content(request))))
+        replies = [greedy.wait_for(lambda m, ident=ident: m.re == ident, "a job") for ident in jobs]
+        assert [r.type for r in replies[:-1]] == ["accepted"] * most
+        refused = replies[-1].content
+        assert refused["code"] == "busy" and "you have" in refused["message"]
+        events = list(other.generate_request(request))
+        assert events[-1].state == "finished"
+        states = {j["job"]: j["state"] for j in other.list_jobs()}
+        # The other client's job went next, not after all of the first one's.
+        assert sum(states[r.job] in ("queued", "running") for r in replies[:-1]) >= most - 3
+        for reply in replies[:-1]:
+            greedy.cancel(reply.job)
+
+
+def generate_content(request: PaintRequest) -> tuple[dict, list]:
+    from paintstep.protocol import image_field
+
+    buffers: list = []
+    content = {"canvas": image_field(request.canvas, buffers), "steps": request.steps}
+    return content, buffers
+
+
+def test_a_small_job_is_painted_while_a_large_one_runs(server):
+    large = PaintRequest(photo("astronaut", 1400), steps=40, seed=1)
+    with Client(server.address) as busy, Client(server.address) as other:
+        running = busy.generate_request(large)
+        job = next(running).job
+        assert any(isinstance(event, Step) for event in running)  # under way
+        events = list(other.generate_request(PaintRequest(photo("coffee", 64), steps=3)))
+        assert events[-1].state == "finished"
+        states = {j["job"]: j["state"] for j in other.list_jobs()}
+        assert states[job] == "running"
+        busy.cancel(job)

@@ -230,3 +230,27 @@ def test_with_no_room_in_dev_shm_the_canvas_goes_as_a_frame(server, monkeypatch)
     # The layers still came through the server's memory (that needs no room here).
     big_layers = sum(s.pixels.nbytes for s in local if s.pixels.nbytes >= shared.SMALLEST)
     assert through_memory == big_layers > 0
+
+
+def test_with_the_servers_budget_for_shared_memory_spent_layers_go_as_frames(tmp_path, monkeypatch):
+    import threading
+
+    from paintstep import serve
+    from test_server import free_port
+
+    monkeypatch.setattr(serve, "MAX_SHARED_BYTES", 0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = serve.Server(serve.Settings(address=address, cache=tmp_path / "cache"))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        request = PaintRequest(photo("astronaut", SIZE), steps=3, seed=1)
+        with Client(address) as client:
+            assert client.uses_shared
+            _, steps = run_job(client, request)
+            assert client.shared_bytes == request.canvas.nbytes  # the canvas only
+        local = list(get_engine("strokes").paint(request))
+        assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(steps, local))
+    finally:
+        server.stop()
+        thread.join()

@@ -17,6 +17,7 @@ import ctypes
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -39,8 +40,15 @@ def unpredictable_routing_ids() -> None:
 
 
 def serve(
-    front: str, back: str, gateway_id: bytes, max_message_bytes: int, keys: Path | None
+    front: str,
+    back: str,
+    gateway_id: bytes,
+    max_message_bytes: int,
+    keys: Path | None,
+    reload: list[Callable[[], None]],
 ) -> None:
+    """Listen on `front` and pass everything to `back`; puts into `reload` what reads the
+    allowed client keys again."""
     context = zmq.Context()
     unpredictable_routing_ids()
     router = context.socket(zmq.ROUTER)
@@ -57,6 +65,7 @@ def serve(
         authenticator = ThreadAuthenticator(context)
         authenticator.start()
         authenticator.configure_curve(domain="*", location=str(clients))
+        reload.append(lambda: authenticator.configure_curve(domain="*", location=str(clients)))
         router.curve_secretkey = secret
         router.curve_publickey = public
         router.curve_server = True
@@ -81,9 +90,11 @@ def main(argv: list[str]) -> int:
     front, back, gateway_id, max_bytes, parent = argv[:5]
     keys = Path(argv[5]) if len(argv) > 5 else None
 
+    reload: list[Callable[[], None]] = []
+
     def run() -> None:
         try:
-            serve(front, back, gateway_id.encode(), int(max_bytes), keys)
+            serve(front, back, gateway_id.encode(), int(max_bytes), keys, reload)
         except (PaintError, zmq.ZMQError) as error:
             print(error, file=sys.stderr, flush=True)
         finally:
@@ -91,10 +102,17 @@ def main(argv: list[str]) -> int:
 
     stopped = threading.Event()
     threading.Thread(target=run, name="paintstep-gateway", daemon=True).start()
-    # The proxy never returns: end with the server that started this process.
+    # The proxy never returns: end with the server that started this process. A client key
+    # taken out of (or put into) the folder counts from the next connection on.
+    allowed = None
     while not stopped.wait(0.5):
         if not process_alive(int(parent)):
             return 0
+        if keys is not None and reload:
+            now = sorted((f.name, f.stat().st_mtime_ns) for f in (keys / "clients").glob("*"))
+            if allowed is not None and now != allowed:
+                reload[0]()
+            allowed = now
     return 2
 
 

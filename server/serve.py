@@ -421,39 +421,46 @@ class Server:
         self.jobs_dir().mkdir(parents=True, exist_ok=True)
         for folder in self.jobs_dir().iterdir():
             try:
-                result = load_result(folder)
-            except PaintError:
-                continue
-            manifest = result.manifest
-            job = Job(
-                id=folder.name,
-                folder=folder,
-                name=manifest.get("name", ""),
-                meta=manifest.get("meta", {}),
-                engine=manifest.get("engine", ""),
-                steps=manifest.get("steps_planned", len(result.steps)),
-                width=manifest.get("width", 0),
-                height=manifest.get("height", 0),
-                created=manifest.get("created", folder.stat().st_mtime),
-                state=result.state,
-                steps_done=len(result.steps),
-                stored=len(result.steps),
-            )
-            if job.state in ("running", "queued"):
-                job.state = "interrupted"
-                manifest["state"] = "interrupted"
-                manifest["message"] = "The server stopped while painting this job."
-                (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            self.jobs[job.id] = job
+                self.load_job(folder)
+            except Exception as error:  # a damaged folder must not keep the server from starting
+                log.warning("skipped job folder %s, which cannot be read: %s", folder, error)
         log.info("%d jobs in the cache at %s", len(self.jobs), self.jobs_dir())
 
+    def load_job(self, folder: Path) -> None:
+        result = load_result(folder)
+        manifest = result.manifest
+        if not isinstance(manifest.get("steps"), list):
+            raise PaintError("its manifest lists no steps")
+        job = Job(
+            id=folder.name,
+            folder=folder,
+            name=manifest.get("name", ""),
+            meta=manifest.get("meta", {}),
+            engine=manifest.get("engine", ""),
+            steps=manifest.get("steps_planned", len(result.steps)),
+            width=manifest.get("width", 0),
+            height=manifest.get("height", 0),
+            created=manifest.get("created", folder.stat().st_mtime),
+            state=result.state,
+            steps_done=len(result.steps),
+            stored=len(result.steps),
+        )
+        if job.state in ("running", "queued"):
+            job.state = "interrupted"
+            manifest["state"] = "interrupted"
+            manifest["message"] = "The server stopped while painting this job."
+            (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        self.jobs[job.id] = job
+
     def prune(self) -> None:
-        """Remove ended jobs older than the setting, then the oldest while the cache is too big."""
+        """Remove ended jobs older than the setting, then the oldest while the cache is too big;
+        never the newest (a job larger than the whole cache is kept until the next one ends)."""
         cutoff = time.time() - self.settings.cache_days * 86400
         ended = sorted((j for j in self.jobs.values() if j.ended), key=lambda j: j.created)
         for job in ended:
             if job.created < cutoff:
                 self.remove(job)
+        ended = ended[:-1]
         sizes = {j.id: folder_size(j.folder) for j in ended if j.id in self.jobs}
         total = sum(sizes.values())
         for job in ended:
@@ -600,6 +607,13 @@ class Server:
         log.warning("client %s reports: %s", identity[-1].hex(), message.content.get("message"))
 
     def on_hello(self, identity: Route, message: Message) -> None:
+        protocols = message.content.get("protocols", [PROTOCOL_VERSION])
+        if not isinstance(protocols, list) or PROTOCOL_VERSION not in protocols:
+            raise ProtocolError(
+                "version",
+                f"This server speaks protocol {PROTOCOL_VERSION}, which the client does not list "
+                "in its protocols; update Paintstep on the side that is older.",
+            )
         engines = [get_engine(name).describe() for name in engine_names()]
         side = self.settings.max_side
         content = {
@@ -678,6 +692,11 @@ class Server:
         options = content.get("options", {})
         if not isinstance(options, dict):
             raise ProtocolError("bad_message", "The options must be a map.")
+        for key in ("paper", "prompt"):
+            if content.get(key) is not None and not isinstance(content[key], str):
+                raise ProtocolError("bad_message", f"The {key} must be a string.")
+        if not isinstance(content.get("complete", False), bool):
+            raise ProtocolError("bad_message", "complete must be true or false.")
         request = PaintRequest(
             canvas=canvas,
             target=target,

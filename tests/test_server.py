@@ -486,6 +486,16 @@ def test_with_keys_only_clients_holding_a_known_key_are_served(tmp_path):
             Client(served.address, timeout=1.5, keys=bad).connect()
         with pytest.raises(ServerLost):
             Client(served.address, timeout=1.5, local=False).connect()
+        # A key taken out while the server runs admits no one from then on.
+        (keys / "clients" / "painter.key").unlink()
+        for _ in range(100):
+            try:
+                with Client(served.address, timeout=1.5, keys=good):
+                    time.sleep(0.1)  # the server reads the keys folder again every 0.5 s
+            except ServerLost:
+                break
+        else:
+            raise AssertionError("a revoked key is still served")
     finally:
         served.stop()
 
@@ -662,24 +672,56 @@ def test_every_message_type_is_documented_and_every_documented_one_exists():
         assert encode(Message(kind))
 
 
-@pytest.mark.parametrize("setting", [["--cache-days", "0"], ["--cache-gb", "0.000001"]])
-def test_old_or_too_many_jobs_are_pruned_from_the_cache(tmp_path, setting):
+@pytest.mark.parametrize(
+    "setting, kept_newest", [(["--cache-days", "0"], False), (["--cache-gb", "0.000001"], True)]
+)
+def test_old_or_too_many_jobs_are_pruned_from_the_cache(tmp_path, setting, kept_newest):
     first = ServerProcess(tmp_path).start()
     with Client(first.address) as client:
-        events, _ = run_job(client, PaintRequest(photo("coffee", 40), steps=2))
-    job = events[0].job
+        jobs = [run_job(client, PaintRequest(photo("coffee", 40), steps=2))[0][0].job]
+        jobs.append(run_job(client, PaintRequest(photo("coffee", 40), steps=2))[0][0].job)
+        # A job larger than the whole cache is kept while it is the newest.
+        assert {j["job"] for j in client.list_jobs()} >= {jobs[1]}
     first.stop()
     kept = ServerProcess(tmp_path).start()
     with Client(kept.address) as client:
-        assert job in [j["job"] for j in client.list_jobs()]
+        assert jobs[1] in [j["job"] for j in client.list_jobs()]
     kept.stop()
     pruned = ServerProcess(tmp_path, *setting).start()
     try:
         with Client(pruned.address) as client:
-            assert client.list_jobs() == []
-        assert not (tmp_path / "cache" / "jobs" / job).exists()
+            listed = [j["job"] for j in client.list_jobs()]
+        assert listed == (jobs[1:] if kept_newest else [])
+        assert not (tmp_path / "cache" / "jobs" / jobs[0]).exists()
     finally:
         pruned.stop()
+
+
+def test_a_damaged_job_in_the_cache_is_skipped_and_the_server_starts(tmp_path):
+    first = ServerProcess(tmp_path).start()
+    with Client(first.address) as client:
+        job = run_job(client, PaintRequest(photo("coffee", 40), steps=2))[0][0].job
+    first.stop()
+    manifest = tmp_path / "cache" / "jobs" / job / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"steps": [', '"steps": null, "x": ['))
+    second = ServerProcess(tmp_path).start()
+    try:
+        with Client(second.address) as client:
+            assert client.list_jobs() == []
+        assert "skipped job folder" in second.log()
+    finally:
+        second.stop()
+
+
+def test_weak_fields_are_refused_in_a_sentence(server):
+    canvas = {"buffer": 0, "width": 1, "height": 1, "format": "rgba8"}
+    for content, word in (({"paper": 123}, "paper"), ({"complete": "yes"}, "complete")):
+        reply = raw_exchange(
+            server.address, [header("generate", {"canvas": canvas, **content}), b"\0" * 4]
+        )
+        assert reply["content"]["code"] == "bad_message" and word in reply["content"]["message"]
+    reply = raw_exchange(server.address, [header("hello", {"client": "x", "protocols": [2]})])
+    assert reply["type"] == "error" and reply["content"]["code"] == "version"
 
 
 def test_a_server_started_for_a_process_stops_when_that_process_dies(tmp_path):

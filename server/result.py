@@ -299,13 +299,25 @@ class ResultWriter:
     def end(self, state: str, message: str = "") -> None:
         """Record how the process ended: finished, cancelled or failed (with a sentence).
 
-        Steps still waiting to be written are dropped; the folder lists those it holds."""
+        Steps still waiting to be written are dropped, and so are the files of a step whose
+        writing was cut short: the folder holds the steps it lists, and no others."""
         self.stop_thread(drop_queued=True)
         self.close_animations()
         self.manifest["state"] = state
         if message:
             self.manifest["message"] = message
         self.save_manifest()
+        if state != "finished":
+            self.remove_unlisted()
+
+    def remove_unlisted(self) -> None:
+        listed = {self.manifest["start"]}
+        for entry in self.steps_written:
+            listed |= {entry[key] for key in ("layer", "frame", "thumbnail") if key in entry}
+        for name in ("layers", "frames", "thumbs"):
+            for path in (self.folder / name).glob("*.png"):
+                if f"{name}/{path.name}" not in listed:
+                    path.unlink(missing_ok=True)
 
     def save_manifest(self) -> None:
         path = self.folder / "manifest.json"

@@ -217,6 +217,36 @@ def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):
     assert not load_result(tmp_path / "o").complete
 
 
+def test_a_cancelled_run_leaves_no_step_files_beyond_its_manifest(tmp_path, monkeypatch):
+    from paintstep import result
+    from paintstep.engines import get_engine
+    from paintstep.process import PaintRequest
+
+    request = PaintRequest(photo("coffee", 60), steps=6)
+    steps = list(get_engine("strokes").paint(request))
+    out = tmp_path / "o"
+    writer = result.ResultWriter(out, request.first_frame(), {}, outputs=("frames", "thumbs"))
+    for step in steps[:2]:
+        writer.add(step)
+    write_png = result.write_png
+
+    def cut_short(path, rgba):  # Ctrl-C after step 3's layer is written, before its thumbnail
+        if path.name == "thumb_0003.png":
+            raise KeyboardInterrupt
+        write_png(path, rgba)
+
+    monkeypatch.setattr(result, "write_png", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        writer.add(steps[2])
+    writer.end("cancelled")
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {manifest["start"]}
+    for entry in manifest["steps"]:
+        listed |= {entry["layer"], entry["frame"], entry["thumbnail"]}
+    written = {str(path.relative_to(out)) for path in out.glob("*/*.png")}
+    assert len(manifest["steps"]) == 2 and written == listed
+
+
 def test_painting_again_replaces_an_earlier_result(tmp_path):
     picture = save(tmp_path / "p.png", photo("coffee", 60))
     out = str(tmp_path / "o")

@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument(
         "--paper",
         metavar="COLOUR",
-        help="blank paper to start from without --target: white, transparent or #rrggbb "
-        "(white, or transparent when START has transparency)",
+        help="blank paper to start from without --target: a colour name (white, black, ivory), "
+        "#rrggbb or transparent (white, or transparent when START has transparency)",
     )
     paint.add_argument(
         "--complete",

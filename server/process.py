@@ -163,18 +163,20 @@ def paper_rgba(paper: str | None, canvas: np.ndarray) -> tuple[int, int, int, in
     if paper is None:
         return (255, 255, 255, 255) if np.all(canvas[..., 3] == 255) else (0, 0, 0, 0)
     name = paper.strip().lower()
-    if name == "white":
-        return (255, 255, 255, 255)
     if name == "transparent":
         return (0, 0, 0, 0)
-    digits = name[1:] if name.startswith("#") else name
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
-    if len(digits) == 6 and all(c in "0123456789abcdef" for c in digits):
-        return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16), 255)
-    raise PaintError(
-        f"Unknown paper {paper!r}: use 'white', 'transparent' or a colour such as '#f4ecd8'."
-    )
+    from PIL import ImageColor
+
+    if len(name) in (3, 6) and all(c in "0123456789abcdef" for c in name):
+        name = "#" + name  # hex without its #, as earlier versions took it
+    try:
+        colour = ImageColor.getrgb(name)  # CSS names (black, ivory, ...), #rgb, #rrggbb, rgb()
+    except ValueError:
+        raise PaintError(
+            f"Unknown paper {paper!r}: use a colour name such as 'white' or 'black', "
+            "'transparent', or a colour such as '#f4ecd8'."
+        ) from None
+    return (*colour[:3], 255)
 
 
 def composite(frame: np.ndarray, layer: StepLayer) -> None:

@@ -208,6 +208,15 @@ def test_with_a_server_its_side_limit_is_checked_before_the_picture_is_read(tmp_
         server.stop()
 
 
+def test_paper_takes_colour_names_as_well_as_hex(tmp_path):
+    picture = save(tmp_path / "p.png", photo("coffee", 60))
+    for paper, colour in (("black", [0, 0, 0, 255]), ("#f4ecd8", [244, 236, 216, 255])):
+        out = tmp_path / paper.strip("#")
+        command = ["paint", picture, "--paper", paper, "--steps", "2", "--out", str(out), "-q"]
+        assert main(command) == 0
+        assert np.all(load_result(out).frame(0) == colour)
+
+
 def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):
     from paintstep.result import ResultWriter
 

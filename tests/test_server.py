@@ -23,7 +23,7 @@ from paintstep.client import Accepted, Client, Done, Progress, ServerError, Serv
 from paintstep.engines import get_engine
 from paintstep.keys import load_client_keys, make_keys
 from paintstep.process import PaintRequest
-from paintstep.protocol import MESSAGE_TYPES, Message, encode, local_address
+from paintstep.protocol import ERROR_CODES, MESSAGE_TYPES, Message, encode, local_address
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -670,6 +670,8 @@ def test_every_message_type_is_documented_and_every_documented_one_exists():
     assert documented == set(MESSAGE_TYPES)
     for kind in MESSAGE_TYPES:
         assert encode(Message(kind))
+    codes = text[text.index("### error") :].split("###")[1]
+    assert all(f"`{code}`" in codes for code in ERROR_CODES)
 
 
 @pytest.mark.parametrize(

@@ -30,14 +30,16 @@ Paint the rest of a picture's process: from START to the target, as step layers.
 With --target, the process goes from START (a half-finished canvas) to the target, and the parts
 of START that already match the target stay untouched. Without it, the process paints START from
 blank paper, or, with --complete and an engine that invents (diffusion), goes on from START to a
-finished picture of its own. The folder --out receives:
+finished picture of its own. The folder --out (out) receives:
   layers/step_NNNN.png  the paint of each step (its place is in manifest.json)
   manifest.json         what the folder holds
-and what --outputs names (by default {",".join(DEFAULT_OUTPUTS)}):
+and what --outputs names (by default {",".join(DEFAULT_OUTPUTS)}: thumbs/, process.gif/.mp4):
   frames                every frame as frames/frame_NNNN.png; without it, frame 0, every
                         {CHECKPOINT_STEPS}th and the last (the others are rebuilt from the layers)
   thumbs                thumbs/thumb_NNNN.png, each frame small
   gif, mp4              process.gif, process.mp4: the process as an animation
+An earlier result in --out is replaced; a folder that holds other files is left alone and
+refused.
 """
 
 
@@ -214,7 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(run=run_convert)
 
-    engines = commands.add_parser("engines", help="list the engines and their options")
+    engines = commands.add_parser(
+        "engines",
+        help="list the engines and their options",
+        description="List the engines that paint the steps, whether each is ready on this "
+        "machine (and what it lacks if not), and their options, with defaults and bounds: "
+        "give them to `paintstep paint` as -o NAME=VALUE.",
+    )
     engines.set_defaults(run=run_engines)
     return parser
 

@@ -101,8 +101,18 @@ def test_help_explains_every_option(capsys):
         for flag in action.option_strings:
             assert flag in text
         assert action.help and action.help != "==SUPPRESS=="
-    for word in ("START", "--target", "--steps", "--seed", "--mask", "--out"):
+    for word in ("START", "--target", "--steps", "--seed", "--mask", "--out", "thumbs/"):
         assert word in text
+    assert "An earlier result in --out is replaced" in text
+
+
+def test_every_command_has_a_description(capsys):
+    commands = next(a for a in build_parser()._subparsers._actions if a.dest == "command")
+    for name, parser in commands.choices.items():
+        assert parser.description, f"paintstep {name} --help has no description"
+    with pytest.raises(SystemExit):
+        main(["engines", "--help"])
+    assert "-o NAME=VALUE" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "I;16", "I", "PA"])

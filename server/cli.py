@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("--sample", action="store_true", help="paint the bundled sample picture")
     paint.add_argument("--target", metavar="T", help="the finished picture to paint towards")
     paint.add_argument(
+        "--size",
+        choices=("canvas", "target"),
+        default="canvas",
+        help="with a target of another size: paint at the canvas's size, the target scaled to "
+        "it (canvas), or at the target's, the canvas scaled up to it (target)",
+    )
+    paint.add_argument(
         "--mask", metavar="M", help="paint only where this picture is white (or opaque)"
     )
     paint.add_argument(
@@ -379,8 +386,14 @@ def paint(args: argparse.Namespace, client) -> int:
     if args.target:
         target, more = load_rgba(args.target, "The target", max_side, limit)
         notices += more
-        target, more = fit_to(target, size, "The target")
+        if args.size == "target":  # a finished picture larger than its sketch keeps its detail
+            size = (target.shape[1], target.shape[0])
+            canvas, more = fit_to(canvas, size, "The canvas", other="the target")
+        else:
+            target, more = fit_to(target, size, "The target")
         notices += more
+    elif args.size == "target":
+        raise PaintError("--size target paints at the target's size; give --target too.")
     mask = None
     if args.mask:
         mask, more = load_mask(args.mask, size, max_side, limit)

@@ -107,13 +107,15 @@ def fit_to(
     size: tuple[int, int],
     what: str,
     resample: Image.Resampling = Image.Resampling.LANCZOS,
+    other: str = "the canvas",
 ) -> tuple[np.ndarray, list[str]]:
-    """`rgba` resized to size = (width, height) if it is not that size already, with a notice."""
+    """`rgba` resized to size = (width, height), the size of `other`, if it is not that size
+    already, with a notice."""
     height, width = rgba.shape[:2]
     if (width, height) == tuple(size):
         return rgba, []
     notice = (
-        f"{what} is {width} x {height} px and the canvas {size[0]} x {size[1]} px; "
+        f"{what} is {width} x {height} px and {other} {size[0]} x {size[1]} px; "
         f"resized it to {size[0]} x {size[1]} px."
     )
     if abs(width / height - size[0] / size[1]) > 0.01:

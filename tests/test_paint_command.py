@@ -143,6 +143,21 @@ def test_a_target_of_another_size_is_resized_with_a_notice(tmp_path):
     assert "resized it to 90 x 60 px" in done.stderr
 
 
+def test_size_target_scales_the_canvas_up_to_the_target(tmp_path):
+    start = save(tmp_path / "s.png", half_finished(photo("coffee", 90)))
+    target = save(tmp_path / "t.png", photo("coffee", 120))
+    out = tmp_path / "o"
+    command = ["paint", start, "--target", target, "--size", "target", "--steps", 3]
+    done = run(*command, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "The canvas is 90 x 60 px and the target 120 x 80 px; resized it to 120 x 80" in (
+        done.stderr
+    )
+    result = load_result(out)
+    assert result.frame(0).shape == (80, 120, 4)
+    assert np.abs(result.frame(3).astype(int) - photo("coffee", 120)).max() <= 8
+
+
 @pytest.mark.parametrize(
     "args, says",
     [
@@ -157,6 +172,7 @@ def test_a_target_of_another_size_is_resized_with_a_notice(tmp_path):
         (["ok.png", "--seed", "-1"], "0 or more"),
         (["ok.png", "--target", "ok.png", "--paper", "#fff"], "drop one"),
         (["ok.png", "--paper", "#12"], "Unknown paper"),
+        (["ok.png", "--size", "target"], "give --target too"),
         (["ok.png", "--option", "detail"], "NAME=VALUE"),
         (["ok.png", "--out", "ok.png"], "is a file"),
         (["ok.png", "--outputs", "gif,png"], "--outputs takes frames, thumbs, gif, mp4"),

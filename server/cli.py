@@ -17,12 +17,13 @@ from typing import TextIO
 from . import __version__
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
-from .process import MAX_SIDE, MAX_STEPS, PaintError, PaintRequest, StepLayer
+from .process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintRequest, StepLayer
 from .protocol import DEFAULT_PORT
 from .result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, check_folder
 
 SAMPLE = "coffee.jpg"
 DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
+LARGE_RESULT = 100_000_000  # bytes: a result this large is said before painting
 
 PAINT_HELP = f"""\
 Paint the rest of a picture's process: from START to the target, as step layers.
@@ -419,6 +420,13 @@ def paint(args: argparse.Namespace, client) -> int:
         )
     if args.prompt and not engine.takes_prompt:
         notices.append(f"the {engine.name} engine reads no prompt; it is left out.")
+    expected = expected_bytes(canvas.shape[1], canvas.shape[0], request.steps, outputs)
+    if expected >= LARGE_RESULT:
+        notices.append(
+            f"{request.steps} steps of {canvas.shape[1]} x {canvas.shape[0]} px make a result "
+            f"of about {expected / 1e6:,.0f} MB in {args.out}/; fewer steps, or --outputs none, "
+            "write less."
+        )
     if not args.quiet:
         for notice in notices:
             print(f"paintstep: {notice}", file=sys.stderr)
@@ -508,6 +516,16 @@ def remote_steps(
     finally:
         if cancel.is_set() and job is not None:
             client.cancel(job)
+
+
+def expected_bytes(width: int, height: int, steps: int, outputs: Sequence[str]) -> int:
+    """About how large a result folder gets: per step a layer (a fifth of a raw frame on
+    average, measured on photos), a thumbnail and, with "frames", a frame (two fifths)."""
+    frame = width * height * 4
+    small = min(1.0, THUMBNAIL_SIDE / max(width, height)) ** 2 * frame
+    per_step = 0.2 * frame + (0.2 * small if "thumbs" in outputs else 0)
+    per_step += 0.4 * frame * (1 if "frames" in outputs else 1 / CHECKPOINT_STEPS)
+    return int(steps * per_step)
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:

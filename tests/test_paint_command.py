@@ -243,6 +243,27 @@ def test_paper_takes_colour_names_as_well_as_hex(tmp_path):
         assert np.all(load_result(out).frame(0) == colour)
 
 
+def test_a_large_result_is_said_before_painting(tmp_path, capsys):
+    picture = save(tmp_path / "p.png", photo("astronaut", 512))
+    (tmp_path / "file").write_text("")
+    assert main(["paint", picture, "--steps", "1000", "--out", str(tmp_path / "file")]) == 2
+    said = capsys.readouterr().err
+    assert "1000 steps of 512 x 512 px make a result of about" in said, said
+    assert main(["paint", picture, "--steps", "16", "--out", str(tmp_path / "file")]) == 2
+    assert "make a result of about" not in capsys.readouterr().err
+
+
+def test_the_expected_size_of_a_result_is_near_what_is_written(tmp_path):
+    from paintstep.cli import DEFAULT_OUTPUTS, expected_bytes
+
+    picture = save(tmp_path / "p.png", photo("astronaut", 160))
+    out = tmp_path / "o"
+    assert main(["paint", picture, "--steps", "48", "--out", str(out), "-q"]) == 0
+    written = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    expected = expected_bytes(160, 160, 48, DEFAULT_OUTPUTS)
+    assert expected / 3 < written < expected * 3, (written, expected)
+
+
 def test_a_run_that_is_stopped_is_not_left_looking_complete(tmp_path):
     from paintstep.result import ResultWriter
 

@@ -61,6 +61,19 @@ def venv_python(env: Path) -> Path:
     return env / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
+def path_line(folder: Path, shell: str, system: str) -> str:
+    """What to run once so that `paintstep` is found on the PATH, for the user's shell."""
+    if system == "win32":
+        return f'setx PATH "%PATH%;{folder}"   (then open a new terminal)'
+    name = Path(shell).name
+    if name == "fish":
+        return f"fish_add_path '{folder}'"
+    rc = {"zsh": "~/.zshrc", "bash": "~/.bashrc"}.get(name, "~/.profile")
+    if name == "bash" and system == "darwin":
+        rc = "~/.bash_profile"
+    return f"echo 'export PATH=\"{folder}:$PATH\"' >> {rc}   (then open a new terminal)"
+
+
 def say(message: str) -> None:
     print(f"[paintstep] {message}", flush=True)
 
@@ -280,24 +293,30 @@ def install(args: argparse.Namespace) -> None:
             f"Cannot create {env} ({error.strerror}); check the folder is writable."
         ) from None
     python = str(venv_python(env))
-    package = str(HERE) if args.no_viewer else f"{HERE}[viewer]"
+    extras = [
+        name
+        for name, wanted in (("viewer", not args.no_viewer), ("diffusion", args.diffusion))
+        if wanted
+    ]
+    package = f"{HERE}[{','.join(extras)}]" if extras else str(HERE)
     what = "numpy, pillow, skia, pyzmq, msgpack, av" + ("" if args.no_viewer else ", PySide6")
     say(f"2/4 Installing Paintstep and what it needs ({what})")
     run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], "update pip")
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", package], "install Paintstep")
     if args.diffusion:
+        # torch first, from the index for the build chosen; the diffusion extra then keeps it.
         arguments, build = torch_install(args.diffusion, sys.platform, args.torch)
         say(f"    The diffusion engine: {build}, then diffusers, transformers and peft")
         run([python, "-m", "pip", "install", "--quiet", *arguments], "install torch")
-        extras = "diffusion" if args.no_viewer else "viewer,diffusion"
-        run(
-            [python, "-m", "pip", "install", "--quiet", f"{HERE}[{extras}]"],
-            "install the diffusion engine",
-        )
+    run([python, "-m", "pip", "install", "--quiet", "--upgrade", package], "install Paintstep")
+    if args.diffusion:
         config = load_paths().config_dir() / "diffusion.json"
         say(f"    List your model weights in {config}: see docs/diffusion.md.")
     command = load_paths().installed_command()
     say(f"Installed: {command}")
+    on_path = os.environ.get("PATH", "").split(os.pathsep)
+    if str(command.parent) not in on_path:
+        say("    To call it as `paintstep`, put its folder on your PATH:")
+        say("    " + path_line(command.parent, os.environ.get("SHELL", ""), sys.platform))
 
     resources = None if args.no_krita else krita_dir(args.krita_dir)
     if resources is None:

@@ -173,6 +173,21 @@ def test_diffusion_gets_the_torch_build_for_the_device(choice, system, index):
     assert (index in given) if index else ("--index-url" not in given)
 
 
+@pytest.mark.parametrize(
+    "shell, system, line",
+    [
+        ("/bin/bash", "linux", """echo 'export PATH="/p/bin:$PATH"' >> ~/.bashrc"""),
+        ("/bin/bash", "darwin", """echo 'export PATH="/p/bin:$PATH"' >> ~/.bash_profile"""),
+        ("/usr/bin/zsh", "darwin", """echo 'export PATH="/p/bin:$PATH"' >> ~/.zshrc"""),
+        ("/usr/bin/fish", "linux", "fish_add_path '/p/bin'"),
+        ("", "linux", """echo 'export PATH="/p/bin:$PATH"' >> ~/.profile"""),
+        ("", "win32", 'setx PATH "%PATH%;/p/bin"'),
+    ],
+)
+def test_the_path_line_is_for_the_users_shell(shell, system, line):
+    assert load_installer().path_line(Path("/p/bin"), shell, system).startswith(line)
+
+
 def test_install_with_diffusion_gives_a_server_that_can_run_it(tmp_path):
     """--diffusion adds torch (here the release this machine keeps on disk) and the engine's
     libraries to Paintstep's own environment; the engine is then listed as ready."""
@@ -191,6 +206,7 @@ def test_install_with_diffusion_gives_a_server_that_can_run_it(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "The diffusion engine" in done.stdout and "diffusion.json" in done.stdout
+    assert f'export PATH="{home / "data" / "paintstep" / "venv" / "bin"}:$PATH"' in done.stdout
     command = home / "data" / "paintstep" / "venv" / "bin" / "paintstep"
     engines = subprocess.run([str(command), "engines"], capture_output=True, text=True)
     assert "diffusion:" in engines.stdout and "not installed" not in engines.stdout

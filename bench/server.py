@@ -11,6 +11,12 @@
 - load: a real `paintstep serve` process; 8 clients run 100 jobs in all at once (160 px,
   8 steps each); every step must arrive, and the server's memory after the last job is
   compared with after the first ones (target: flat).
+- fairness: a real server painting a large job (--side px, 4096 by default) with another
+  client's large jobs queued behind it: how long a small job (256 px) waits for its first step,
+  against the same job on the idle server (target: <= 2 s).
+- hostile: the same server under the loads of issue 14 at once (a client queueing large jobs
+  until `busy`, four clients that fetch a large job and never read, clients squatting the
+  routing ids handed out next): the server's peak memory (it and its gateway) against idle.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ def roundtrip(repeats: int = 5) -> None:
         thread.start()
         try:
             for way in ("frames", "shared memory"):
-                client = Client(address, timeout=30)
+                client = Client(address, timeout=30, local=way == "shared memory")
                 client.wants_shared = way == "shared memory"
                 client.connect()
                 assert client.uses_shared == client.wants_shared, "shared memory was refused"
@@ -211,13 +217,182 @@ def load(clients: int = 8, jobs: int = 100) -> None:
     )
 
 
+class Serving:
+    """A `paintstep serve` process, and its memory (with its gateway's) sampled as it runs."""
+
+    def __init__(self, tmp: str) -> None:
+        port = free_port()
+        self.address = f"tcp://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "paintstep", "serve", "--port", str(port)]
+        self.process = subprocess.Popen(
+            [*command, "--cache-dir", tmp],
+            env=dict(os.environ, XDG_STATE_HOME=tmp),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                with Client(self.address, timeout=0.3):
+                    break
+            except Exception:
+                time.sleep(0.1)
+        self.peak = 0.0
+        self.sampling = True
+        threading.Thread(target=self.sample, daemon=True).start()
+
+    def memory(self) -> float:
+        pids = [self.process.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(stat.parent.name))
+            except (OSError, ValueError):
+                pass
+        return sum(rss_mb(pid) for pid in pids)
+
+    def sample(self) -> None:
+        while self.sampling:
+            self.peak = max(self.peak, self.memory())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.sampling = False
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def first_step(address: str, request: PaintRequest) -> float:
+    """Seconds from asking for a job until its first step is here."""
+    with Client(address, timeout=60) as client:
+        began = time.perf_counter()
+        for event in client.generate_request(request):
+            if isinstance(event, Step):
+                waited = time.perf_counter() - began
+                client.cancel(event.job)
+                return waited
+    raise RuntimeError("the small job had no step")
+
+
+def follow_in_background(address: str, request: PaintRequest) -> tuple[Client, str]:
+    """A client painting `request`, reading its events on a thread; (client, job) once running."""
+    client = Client(address, timeout=60)
+    client.connect()
+    events = client.generate_request(request)
+    job = next(events).job
+
+    def read() -> None:
+        try:
+            for _ in events:
+                pass
+        except Exception:  # the bench closed this client's socket
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    return client, job
+
+
+def fairness(side: int) -> None:
+    small = PaintRequest(photo("coffee", 256), steps=8, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        serving = Serving(tmp)
+        try:
+            idle = min(first_step(serving.address, small) for _ in range(3))
+            large = PaintRequest(photo("astronaut", side), steps=16, seed=2)
+            painting, _ = follow_in_background(serving.address, large)
+            queued = [follow_in_background(serving.address, large)[0] for _ in range(3)]
+            busy = first_step(serving.address, small)
+            for client in [painting, *queued]:
+                client.socket.close(linger=0)
+        finally:
+            serving.stop()
+    print(
+        f"fairness: a 256 px job's first step after {idle:.2f} s on the idle server, {busy:.2f} s "
+        f"while a {side} px job runs with three more queued (target <= 2 s); ratio "
+        f"{busy / idle:.1f}"
+    )
+
+
+def hostile(side: int) -> None:
+    import zmq
+    from paintstep.protocol import Message, image_field
+
+    with tempfile.TemporaryDirectory() as tmp:
+        serving = Serving(tmp)
+        try:
+            time.sleep(1)
+            idle = serving.memory()
+            large = PaintRequest(photo("astronaut", side), steps=12, seed=3)
+            painter, job = follow_in_background(serving.address, large)
+            # Queue large jobs until busy, over TCP with pixels as frames.
+            greedy = Client(serving.address, timeout=60, local=False)
+            greedy.connect()
+            buffers: list = []
+            content = {"canvas": image_field(large.canvas, buffers), "steps": 12}
+            accepted, reason = 0, ""
+            for _ in range(64):
+                asked = greedy.send(Message("generate", content, buffers))
+                reply = greedy.wait_for(lambda m, asked=asked: m.re == asked, "the job")
+                if reply.type == "error":
+                    reason = reply.content["message"]
+                    break
+                accepted += 1
+            # Four clients fetch the large job and never read what comes.
+            context = zmq.Context.instance()
+            readers = []
+            for _ in range(4):
+                reader = context.socket(zmq.DEALER)
+                reader.connect(serving.address)
+                reader.send(msgpack_header("fetch_job", job))
+                readers.append(reader)
+            squatters = []
+            for k in range(32):
+                squatter = context.socket(zmq.DEALER)
+                squatter.setsockopt(zmq.ROUTING_ID, b"\x00" + (0x6B8B4567 + k).to_bytes(4, "big"))
+                squatter.connect(serving.address)
+                squatter.send(msgpack_header("hello", None))
+                squatters.append(squatter)
+            for _ in range(8):
+                with Client(serving.address, timeout=10, local=False):
+                    pass
+            time.sleep(20)  # the fetches sent, the large jobs waiting
+            alive = serving.process.poll() is None
+            for sock in readers + squatters:
+                sock.close(linger=0)
+            greedy.socket.close(linger=0)
+            painter.socket.close(linger=0)
+        finally:
+            serving.stop()
+    print(
+        f"hostile, {side} px: server and gateway {idle:.0f} MB idle, peak {serving.peak:.0f} MB "
+        f"(ratio {serving.peak / idle:.1f}) with {accepted} large jobs queued by one client "
+        f"before busy ({reason!r}), four fetches never read and 32 squatters; server alive: "
+        f"{alive}"
+    )
+
+
+def msgpack_header(kind: str, job: str | None) -> bytes:
+    import msgpack
+
+    header = {"v": 1, "type": kind, "id": "bench", "content": {}}
+    if kind == "hello":
+        header["content"] = {"client": "squatter", "protocols": [1]}
+    if job is not None:
+        header["job"] = job
+    return msgpack.packb(header)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", default="roundtrip,latency,load")
-    chosen = parser.parse_args().only.split(",")
+    parser.add_argument("--only", default="roundtrip,latency,load,fairness,hostile")
+    parser.add_argument("--side", type=int, default=4096, help="the large jobs' side (px)")
+    args = parser.parse_args()
+    chosen = args.only.split(",")
     for name in ("roundtrip", "latency", "load"):
         if name in chosen:
             globals()[name]()
+    for name in ("fairness", "hostile"):
+        if name in chosen:
+            globals()[name](args.side)
     return 0
 
 

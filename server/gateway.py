@@ -2,11 +2,12 @@
 
 libzmq 4.3.5 aborts a ROUTER when a client takes, as its own routing id, the id the ROUTER
 will give the next client that names none (router.cpp `identify_peer` never checks the id it
-generates), and no option makes a ROUTER refuse the ids clients choose. So the sockets that
-anyone may reach live here: a ROUTER on the TCP address (with CURVE where there are keys)
-passes every message, its sender's routing id in front, to the server's local socket, and the
-answers back. Whoever aborts this process stops no job; the server starts it again within a
-second, and clients say hello again and fetch their jobs (docs/protocol.md, "unknown_client").
+generates), and no option makes a ROUTER refuse the ids clients choose. So the socket that
+anyone may reach lives here: a ROUTER on the TCP address (with CURVE where there are keys),
+its first id drawn at random so that nobody can know it, passes every message, its sender's
+routing id in front, to the server's local socket, and the answers back. Whoever aborts this
+process all the same stops no job: the server starts it again within a second, and clients
+say hello again and fetch their jobs (docs/protocol.md, "unknown_client").
 
     python -m paintstep.gateway FRONT BACK GATEWAY_ID MAX_MESSAGE_BYTES PARENT_PID [KEYS]
 """

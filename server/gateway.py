@@ -18,6 +18,7 @@ import ctypes
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,13 +71,18 @@ def serve(
         router.curve_secretkey = secret
         router.curve_publickey = public
         router.curve_server = True
-    try:
-        router.bind(front)
-    except zmq.ZMQError as error:
-        raise PaintError(
-            f"Cannot listen on {front} ({error.strerror}); another server may be running "
-            "there: stop it or choose another --port."
-        ) from None
+    for attempt in range(20):
+        try:
+            router.bind(front)
+            break
+        except zmq.ZMQError as error:
+            # A gateway whose server was killed lets the port go within half a second.
+            if error.errno != zmq.EADDRINUSE or attempt == 19:
+                raise PaintError(
+                    f"Cannot listen on {front} ({error.strerror}); another server may be "
+                    "running there: stop it or choose another --port."
+                ) from None
+            time.sleep(0.1)
     server = context.socket(zmq.DEALER)
     server.setsockopt(zmq.LINGER, 0)
     server.setsockopt(zmq.ROUTING_ID, gateway_id)

@@ -1,9 +1,10 @@
-"""Drawing one step's strokes on several processes at once, a band of rows each.
+"""Drawing a large step layer on several processes at once, a band of rows each.
 
 skia holds Python's interpreter lock while it draws, so threads cannot share the drawing; other
-processes can. Each draws only the strokes that reach its rows (brush.render_rows), exactly as
-one process drawing the whole layer would, into a layer file they all map. Small layers, and
-PAINTSTEP_THREADS=1, are drawn on the calling process alone.
+processes can. A large layer is always drawn as BANDS bands of rows, each clipped to its own
+rows on a surface the size of the whole layer (brush.render_rows), whichever process draws it:
+so the pixels are the same on one core and on many. Helper processes draw their bands into a
+layer file they all map; PAINTSTEP_THREADS=1 draws every band on the calling process.
 """
 
 from __future__ import annotations
@@ -19,65 +20,51 @@ import threading
 
 import numpy as np
 from paintstep.bands import threads
-from PIL import Image
 
-from .brush import Strokes, draw_strokes, raster_surface, render_rows
+from .brush import Strokes, render_rows
 
-PARALLEL_AREA = 1 << 20  # px: a smaller layer is drawn faster than it is sent
-PARALLEL_STROKES = 256  # and so is a step of fewer strokes
+PARALLEL_AREA = 1 << 20  # px: a smaller layer is drawn whole, faster than it is shared out
+BANDS = 4  # a larger one in this many bands of rows, with about as many strokes each
 
 
 def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) -> np.ndarray:
-    """The strokes on a clear layer of this size placed at (x0, y0), as straight RGBA.
-
-    Wide brushes are drawn on a reduced surface and scaled up (their edges soften by a few
-    pixels, as a big brush's do); many small strokes on a large layer are drawn on all cores,
-    exactly as brush.render_layer draws them.
-    """
-    narrowest = float(strokes.radius.min(initial=0.0))
-    if narrowest >= 2 * REDUCED_RADIUS:
-        factor = min(MAX_REDUCTION, int(narrowest // REDUCED_RADIUS))
-        return render_reduced(strokes, x0, y0, width, height, factor)
-    helpers = threads() - 1
-    if helpers < 1 or width * height < PARALLEL_AREA or len(strokes) < PARALLEL_STROKES:
+    """The strokes on a clear layer of this size placed at (x0, y0), as straight RGBA: a large
+    layer drawn in bands, on all cores."""
+    if width * height < PARALLEL_AREA or len(strokes) == 0:
         out = np.zeros((height, width, 4), np.uint8)
         render_rows(strokes, x0, y0, out)
         return out
+    bounds = cuts(strokes, y0, height, BANDS)
+    bands = [(top, bottom) for top, bottom in zip(bounds, bounds[1:]) if bottom > top]
+    processes = min(threads(), len(bands))
+    shares = [
+        bands[len(bands) * i // processes : len(bands) * (i + 1) // processes]
+        for i in range(processes)
+    ]
     with _lock:
-        try:
-            return _draw_in_bands(strokes, x0, y0, width, height, helpers)
-        except (OSError, EOFError, pickle.PickleError, HelperFailed):
-            _stop_helpers()  # a helper died or could not start: this step is drawn here
-    out = np.zeros((height, width, 4), np.uint8)
-    render_rows(strokes, x0, y0, out)
-    return out
+        layer = _shared.layer(height, width)
+        layer.fill(0)
+        left = [band for share in shares[1:] for band in share]
+        if processes > 1:
+            try:
+                _draw_on_helpers(strokes, x0, y0, layer, shares[0], shares[1:])
+                left = []
+            except (OSError, EOFError, pickle.PickleError, HelperFailed):
+                _stop_helpers()  # a helper died or could not start: its bands are drawn here
+        else:
+            _draw_bands(strokes, x0, y0, layer, shares[0])
+        _draw_bands(strokes, x0, y0, layer, left)
+        return layer.copy()
 
 
-# Brushes of twice this radius and more are drawn on a surface reduced to at least this radius
-# (their edges then soften by at most 1/32 of their width), at most MAX_REDUCTION times smaller.
-REDUCED_RADIUS = 16  # px
-MAX_REDUCTION = 8
-
-
-def render_reduced(
-    strokes: Strokes, x0: int, y0: int, width: int, height: int, factor: int
-) -> np.ndarray:
-    """The strokes drawn `factor` times smaller and scaled up to the layer (straight RGBA)."""
-    small = (-(-width // factor), -(-height // factor))
-    premultiplied = np.zeros((small[1], small[0], 4), np.uint8)
-    surface = raster_surface(premultiplied)
-    canvas = surface.getCanvas()
-    canvas.scale(1 / factor, 1 / factor)
-    canvas.translate(-x0, -y0)
-    draw_strokes(canvas, strokes)
-    picture = Image.fromarray(premultiplied, "RGBa")
-    picture = picture.resize((small[0] * factor, small[1] * factor), Image.Resampling.BILINEAR)
-    return np.asarray(picture.crop((0, 0, width, height)).convert("RGBA")).copy()
+def _draw_bands(strokes: Strokes, x0: int, y0: int, layer: np.ndarray, bands) -> None:
+    for top, bottom in bands:
+        render_rows(strokes, x0, y0, layer, top, bottom, clip=True)
 
 
 def warm() -> None:
     """Start the helper processes now (they take a moment to import), when there are cores."""
-    helpers = threads() - 1
+    helpers = min(threads(), BANDS) - 1
     if helpers >= 1:
         with _lock:
             try:
@@ -98,28 +85,24 @@ class HelperFailed(Exception):
     """A helper process could not draw its band."""
 
 
-def _draw_in_bands(
-    strokes: Strokes, x0: int, y0: int, width: int, height: int, helpers: int
-) -> np.ndarray:
-    layer = _shared.layer(height, width)
-    layer.fill(0)
-    bounds = cuts(strokes, y0, height, helpers + 1)
+def _draw_on_helpers(strokes, x0, y0, layer, mine, theirs) -> None:
+    """Send each helper its bands, draw mine meanwhile, and wait for all of them."""
+    height, width = layer.shape[:2]
     busy = []
-    for helper, top, bottom in zip(_start(helpers), bounds[1:-1], bounds[2:]):
-        if bottom > top:
-            part = strokes.take(strokes.reaching(y0 + top, y0 + bottom))
-            job = (_shared.path, _shared.size, part, x0, y0, width, height, top, bottom)
-            pickle.dump(job, helper.stdin, pickle.HIGHEST_PROTOCOL)
-            helper.stdin.flush()
-            busy.append(helper)
+    for helper, bands in zip(_start(len(theirs)), theirs):
+        top, bottom = bands[0][0], bands[-1][1]
+        part = strokes.take(strokes.reaching(y0 + top, y0 + bottom))
+        job = (_shared.path, _shared.size, part, x0, y0, width, height, bands)
+        pickle.dump(job, helper.stdin, pickle.HIGHEST_PROTOCOL)
+        helper.stdin.flush()
+        busy.append(helper)
     try:
-        render_rows(strokes, x0, y0, layer, 0, bounds[1])
+        _draw_bands(strokes, x0, y0, layer, mine)
     finally:
         answers = [pickle.load(helper.stdout) for helper in busy]
     for answer in answers:
         if answer is not None:
             raise HelperFailed(answer)
-    return layer.copy()
 
 
 class _LayerFile:
@@ -200,7 +183,7 @@ def _serve() -> None:
     mapped: dict[tuple[str, int], mmap.mmap] = {}
     while True:
         try:
-            path, size, strokes, x0, y0, width, height, top, bottom = pickle.load(jobs)
+            path, size, strokes, x0, y0, width, height, bands = pickle.load(jobs)
         except EOFError:
             return
         try:
@@ -210,9 +193,9 @@ def _serve() -> None:
                 with open(path, "r+b") as file:
                     mapped = {(path, size): mmap.mmap(file.fileno(), size)}
             layer = np.ndarray((height, width, 4), np.uint8, buffer=mapped[(path, size)])
-            render_rows(strokes, x0, y0, layer, top, bottom)
+            _draw_bands(strokes, x0, y0, layer, bands)
             answer = None
-        except Exception as error:  # said to the engine, which draws the step itself
+        except Exception as error:  # said to the engine, which draws the bands itself
             answer = f"{type(error).__name__}: {error}"
         pickle.dump(answer, answers)
         answers.flush()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import skia
+from paintstep.process import is_opaque
 from PIL import Image
 
 
@@ -114,23 +115,32 @@ def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) ->
 
 
 def render_rows(
-    strokes: Strokes, x0: int, y0: int, out: np.ndarray, top: int = 0, bottom: int | None = None
+    strokes: Strokes,
+    x0: int,
+    y0: int,
+    out: np.ndarray,
+    top: int = 0,
+    bottom: int | None = None,
+    clip: bool = False,
 ) -> None:
     """Draw into rows top..bottom of `out`, a clear straight-RGBA layer placed at (x0, y0), what
     the strokes paint there.
 
-    Only the strokes that reach those rows are drawn, but on a surface the size of the whole
-    layer: skia's anti-aliasing depends on the surface's edges, and so the rows come out
-    exactly as in a drawing of the whole layer.
+    Only the strokes that reach those rows are drawn, on a surface the size of the whole layer
+    (skia's anti-aliasing depends on the surface's edges); `clip` keeps the drawing to those
+    rows, which is much less work for wide brushes but draws their edges a little
+    differently from an unclipped drawing.
     """
     height, width = out.shape[:2]
     bottom = height if bottom is None else bottom
     strokes = strokes.take(strokes.reaching(y0 + top, y0 + bottom))
     if not (width and bottom > top and len(strokes)):
         return
-    premultiplied = scratch(height, width)  # the surface draws into it
+    premultiplied = scratch(height, width, top, bottom)  # the surface draws into it
     surface = raster_surface(premultiplied)
     canvas = surface.getCanvas()
+    if clip:
+        canvas.clipRect(skia.Rect(0, top, width, bottom))
     canvas.translate(-x0, -y0)
     draw_strokes(canvas, strokes)
     info = skia.ImageInfo.Make(
@@ -143,19 +153,21 @@ def render_rows(
 _scratch = threading.local()
 
 
-def scratch(height: int, width: int) -> np.ndarray:
-    """A clear (height, width, 4) buffer, reused from call to call on this thread: a fresh one
-    at 4096 px is 64 MB of memory the kernel has to hand over page by page."""
+def scratch(height: int, width: int, top: int = 0, bottom: int | None = None) -> np.ndarray:
+    """A (height, width, 4) buffer clear in rows top..bottom, reused from call to call on this
+    thread: a fresh one at 4096 px is 64 MB the kernel hands over page by page."""
     size = height * width * 4
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.size < size or buffer.size > 4 * max(size, 1 << 22):
-        buffer = _scratch.buffer = np.empty(size, np.uint8)
-    pixels = buffer[:size].reshape(height, width, 4)
-    pixels.fill(0)
+        buffer = _scratch.buffer = np.zeros(size, np.uint8)
+        pixels = buffer[:size].reshape(height, width, 4)
+    else:
+        pixels = buffer[:size].reshape(height, width, 4)
+        pixels[top:bottom].fill(0)
     return pixels
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:
-    if rgba[..., 3].min(initial=255) == 255:
+    if is_opaque(rgba):
         return rgba  # opaque: already premultiplied
     return np.asarray(Image.fromarray(rgba, "RGBA").convert("RGBa"))

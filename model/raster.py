@@ -82,7 +82,9 @@ def cell_max(values: np.ndarray, size: int) -> np.ndarray:
     rows, cols = -(-height // size), -(-width // size)
     padded = np.zeros((rows * size, cols * size), values.dtype)
     padded[:height, :width] = values
-    return padded.reshape(rows, size, cols, size).max(axis=(1, 3))
+    # Down the rows first, on whole rows at a time; then across the (fewer) columns.
+    across = padded.reshape(rows, size, cols * size).max(axis=1)
+    return across.reshape(rows, cols, size).max(axis=2)
 
 
 def spread(image: np.ndarray, pick) -> np.ndarray:
@@ -170,7 +172,10 @@ def glaze_layer(
         wanted = np.take(goal_words, spots)
         after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
         goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
-        difference = np.abs(premultiplied(after) - premultiplied(goal_pixels)).max(axis=1)
+        channels = np.abs(premultiplied(after) - premultiplied(goal_pixels))
+        difference = np.maximum(
+            np.maximum(channels[:, 0], channels[:, 1]), np.maximum(channels[:, 2], channels[:, 3])
+        )
         off = difference > level
         if halfway:
             off &= goal_pixels[:, 3] == 255  # solve_over lays it over a translucent pixel

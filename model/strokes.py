@@ -26,6 +26,7 @@ from paintstep.process import (
     blend_over,
     composite,
     crop_to_paint,
+    is_opaque,
 )
 from PIL import Image
 
@@ -103,7 +104,7 @@ def paint_process(
     # The target is laid over the canvas: where it is transparent, the canvas shows. (Paint only
     # adds, so it could not take opacity away there anyway.)
     goal = request.goal
-    if goal[..., 3].min() < 255:  # an opaque target is itself over anything: no copy needed
+    if not is_opaque(goal):  # an opaque target is itself over anything: no copy needed
         goal = blend_over(frame, goal)
     paintable = paintable_region(frame, goal, request.mask, settings.tolerance)
     if not paintable.any():
@@ -281,7 +282,7 @@ class Painter:
         self.frame = frame.copy()
         self.goal = np.ascontiguousarray(goal)
         # Paint only adds opacity: on an opaque start with an opaque goal, all stays opaque.
-        self.opaque = frame[..., 3].min() == 255 and goal[..., 3].min() == 255
+        self.opaque = is_opaque(frame) and is_opaque(goal)
         self.goal_pm = premultiply(goal)
         self.paintable = paintable
         self.settings = settings

@@ -328,7 +328,7 @@ class Thumbnail:
         if self.factor == 1:
             return pixels.copy()
         # Pillow premultiplies RGBA to reduce it; opaque pixels need no such round trip.
-        mode = "RGBX" if pixels[..., 3].min() == 255 else "RGBA"
+        mode = "RGBX" if is_opaque(pixels) else "RGBA"
         return np.asarray(Image.fromarray(pixels, mode).reduce(self.factor)).copy()
 
     def update(self, frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -351,8 +351,28 @@ class Thumbnail:
         return np.asarray(image).copy()
 
 
+PAINTED = np.uint32(0x01000000)  # an RGBA word (little-endian) with some alpha
+
+
+def is_opaque(pixels: np.ndarray) -> bool:
+    """Whether every pixel of an RGBA uint8 picture is opaque (quickly, on whole words)."""
+    if pixels.size and pixels.flags.c_contiguous:
+        return bool(pixels.view(np.uint32).min() >= np.uint32(0xFF000000))
+    return bool(pixels[..., 3].min(initial=255) == 255)
+
+
 def crop_to_paint(pixels: np.ndarray, x: int, y: int) -> tuple[np.ndarray, int, int]:
     """Trim fully transparent rows and columns; returns (pixels, x, y) of what is left."""
+    if pixels.size and pixels.flags.c_contiguous:
+        # Alpha is each pixel's high byte: a word at 2**24 or more is painted. Whole words
+        # reduce many times faster than every fourth byte.
+        words = pixels.view(np.uint32)[..., 0]
+        rows = np.flatnonzero(words.max(axis=1) >= PAINTED)
+        if rows.size == 0:
+            return pixels[:0, :0], x, y
+        cols = np.flatnonzero(words[rows[0] : rows[-1] + 1].max(axis=0) >= PAINTED)
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return pixels[top:bottom, left:right], x + int(left), y + int(top)
     alpha = pixels[..., 3]
     rows = np.flatnonzero(alpha.any(axis=1))
     if rows.size == 0:

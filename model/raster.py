@@ -108,9 +108,29 @@ def blur(image: np.ndarray, radius: float) -> np.ndarray:
     sigma = radius / 2
     factor = int(sigma // 2)
     if factor < 2:
-        return np.asarray(picture.filter(ImageFilter.GaussianBlur(sigma)))
+        return gaussian_blur(image, sigma)
     small = picture.reduce(factor).filter(ImageFilter.GaussianBlur(sigma / factor))
     return np.asarray(small.resize(picture.size, Image.Resampling.BILINEAR))
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Pillow's Gaussian blur of a premultiplied RGBA image, by bands of rows on all cores.
+
+    Each band is blurred with enough rows around it that its own rows come out exactly as in
+    a blur of the whole picture (Pillow's three box passes reach about 3 sigma each).
+    """
+    height = image.shape[0]
+    out = np.empty_like(image)
+    reach = 3 * int(np.ceil(3 * sigma)) + 8
+
+    def rows(start: int, stop: int) -> None:
+        top, bottom = max(0, start - reach), min(height, stop + reach)
+        band = Image.fromarray(np.ascontiguousarray(image[top:bottom]), "RGBa")
+        blurred = np.asarray(band.filter(ImageFilter.GaussianBlur(sigma)))
+        out[start:stop] = blurred[start - top : stop - top]
+
+    in_bands(height, rows, least=4 * reach)
+    return out
 
 
 def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -68,31 +68,92 @@ class Strokes:
 
 
 def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
-    """Draw strokes in order with source-over blending on a premultiplied canvas."""
-    paint = skia.Paint(
-        AntiAlias=True,
-        Style=skia.Paint.kStroke_Style,
-        StrokeCap=skia.Paint.kRound_Cap,
-        StrokeJoin=skia.Paint.kRound_Join,
-    )
+    """Draw strokes in order with source-over blending on a premultiplied canvas.
+
+    Each stroke is its outline, filled: a brush pressed on full, carried along and lifted
+    off, so its end tapers (pressure); both ends are round, and a dab (one point) is a disc.
+    Its sides are smooth curves through the points.
+    """
+    paint = skia.Paint(AntiAlias=True)
     rgba = np.clip(np.rint(strokes.color * 255), 0, 255).astype(np.int64)
     argb = ((rgba[:, 3] << 24) | (rgba[:, 0] << 16) | (rgba[:, 1] << 8) | rgba[:, 2]).tolist()
-    widths = (2.0 * strokes.radius).tolist()
-    counts = strokes.count.tolist()
-    used = np.arange(strokes.points.shape[1])[None, :] < strokes.count[:, None]
-    xy = strokes.points[used].tolist()  # only the points in use, stroke after stroke
-    first = 0
-    for i, count in enumerate(counts):
+    left, left_mid, right, right_mid, end, start = outlines(strokes)
+    dabs = np.concatenate([strokes.points[:, 0], strokes.radius[:, None]], axis=1).tolist()
+    for i, count in enumerate(strokes.count.tolist()):
         path = skia.Path()
-        path.moveTo(*xy[first])
-        if count == 1:
-            path.lineTo(*xy[first])  # a dab: a zero-length line with round caps
-        for point in xy[first + 1 : first + count]:
-            path.lineTo(*point)
-        first += count
+        if count <= 1:
+            path.addCircle(*dabs[i])
+        else:
+            on, mid, cap = left[i], left_mid[i], end[i]
+            path.moveTo(on[0], on[1])
+            for j in range(2, 2 * count - 2, 2):  # the left side, point after point
+                path.quadTo(on[j], on[j + 1], mid[j], mid[j + 1])
+            path.lineTo(on[2 * count - 2], on[2 * count - 1])
+            path.conicTo(cap[0], cap[1], cap[2], cap[3], ROUND)  # two quarter circles
+            path.conicTo(cap[4], cap[5], cap[6], cap[7], ROUND)
+            on, mid, cap = right[i], right_mid[i], start[i]
+            for j in range(2 * count - 4, 0, -2):  # the right side, back to the start
+                path.quadTo(on[j], on[j + 1], mid[j], mid[j + 1])
+            path.lineTo(on[0], on[1])
+            path.conicTo(cap[0], cap[1], cap[2], cap[3], ROUND)
+            path.conicTo(cap[4], cap[5], cap[6], cap[7], ROUND)
+            path.close()
         paint.setColor(argb[i])
-        paint.setStrokeWidth(widths[i])
         canvas.drawPath(path, paint)
+
+
+ROUND = float(np.sqrt(0.5))  # the conic weight of a quarter circle
+
+
+def pressure(t: np.ndarray) -> np.ndarray:
+    """How wide (0-1 of the brush) a stroke is at t, 0 at its start to 1 at its end."""
+    return np.minimum(1.0, 0.8 + 1.5 * t) * np.minimum(1.0, 0.35 + 1.9 * (1.0 - t))
+
+
+def outlines(strokes: Strokes) -> tuple[list, ...]:
+    """The outlines of the strokes, each as flat [x, y, x, y, ...] lists, one per stroke:
+    the left and right sides point by point, the midpoints between a point and the next
+    (towards the end on the left, towards the start on the right), and the end and start
+    caps as (corner, point, corner, point) of two quarter circles."""
+    n, k = strokes.points.shape[:2]
+    if n == 0:
+        return ([],) * 6
+    # Points past a stroke's count repeat its last one, and so do their direction and width.
+    last = np.maximum(strokes.count - 1, 0)[:, None]
+    used = np.minimum(np.arange(k)[None, :], last)
+    points = np.take_along_axis(strokes.points.astype(np.float64), used[..., None], axis=1)
+    along = np.gradient(points, axis=1) if k > 1 else np.zeros_like(points)
+    along = np.take_along_axis(along, used[..., None], axis=1)
+    along /= np.maximum(np.linalg.norm(along, axis=2, keepdims=True), 1e-9)
+    t = np.minimum(np.arange(k)[None, :] / np.maximum(last, 1), 1.0)
+    width = (strokes.radius[:, None] * pressure(t))[..., None]
+    offset = np.stack([-along[..., 1], along[..., 0]], axis=2) * width
+    ahead = along * width
+    left, right = points + offset, points - offset
+    left_mid = (left + np.roll(left, -1, axis=1)) / 2
+    right_mid = (right + np.roll(right, 1, axis=1)) / 2
+    tip, tail = np.arange(n), last[:, 0]
+    end = np.stack(
+        [
+            left[tip, tail] + ahead[tip, tail],
+            points[tip, tail] + ahead[tip, tail],
+            right[tip, tail] + ahead[tip, tail],
+            right[tip, tail],
+        ],
+        axis=1,
+    )
+    start = np.stack(
+        [
+            right[:, 0] - ahead[:, 0],
+            points[:, 0] - ahead[:, 0],
+            left[:, 0] - ahead[:, 0],
+            left[:, 0],
+        ],
+        axis=1,
+    )
+    return tuple(
+        part.reshape(n, -1).tolist() for part in (left, left_mid, right, right_mid, end, start)
+    )
 
 
 def raster_surface(pixels: np.ndarray) -> skia.Surface:

@@ -135,9 +135,13 @@ def improvement(
     height, width = canvas.shape[:2]
     points = strokes.points
     heading = np.diff(points, axis=1, append=points[:, -1:] + points[:, -1:] - points[:, -2:-1])
-    if points.shape[1] == 1:
-        heading = np.zeros_like(points)
-        heading[..., 0] = 1
+    # A stroke's last point (its next one repeats it) keeps the heading before it, and a dab,
+    # which has none, is judged across as well: else only its centre would be, always better.
+    length = np.linalg.norm(heading, axis=2, keepdims=True)
+    for k in range(1, points.shape[1]):
+        heading[:, k] = np.where(length[:, k] > 1e-6, heading[:, k], heading[:, k - 1])
+        length[:, k] = np.maximum(length[:, k], length[:, k - 1])
+    heading[length[..., 0] <= 1e-6] = (1.0, 0.0)
     heading /= np.maximum(np.linalg.norm(heading, axis=2, keepdims=True), 1e-6)
     across = (
         np.stack([-heading[..., 1], heading[..., 0]], axis=2)

@@ -284,3 +284,23 @@ def test_big_brushes_planned_on_a_reduced_copy_paint_where_the_picture_needs_the
     dark = 255.0 - frame[..., 0]
     near = dark[96:416, 160:480].sum()  # the square and a brush radius around it
     assert dark[128:384, 192:448].mean() > 40 and near > 0.95 * dark.sum()
+
+
+def test_a_dab_is_judged_by_what_it_paints_around_its_centre_too():
+    # A disc of star colour 5 px wide on a 1 px star paints far more dark sky than star:
+    # judged only at its centre (as dabs were), it looked like pure gain.
+    from paintstep.model.brush import Strokes
+    from paintstep.model.stroke_plan import WORTH, improvement
+
+    sky = np.zeros((32, 32, 4), np.uint8)
+    sky[..., 3] = 255
+    star = sky.copy()
+    star[16, 16, :3] = 240
+    dab = Strokes(
+        np.full((1, 12, 2), 16, np.float32),
+        np.array([1]),
+        np.array([[240 / 255, 240 / 255, 240 / 255, 1.0]], np.float32),
+        np.array([2.5], np.float32),
+    )
+    gain, change = improvement(dab, sky, star)
+    assert gain[0] < WORTH * change[0]

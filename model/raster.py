@@ -133,6 +133,24 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def halfway_to(pixels: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """(n, 4) straight RGBA half the way from `pixels` to an opaque `goal`, as seen: the
+    colour half way from how the pixel looks over the goal, the opacity half way to full,
+    and all the way where it is at least half: "over" cannot move the colour of a nearly
+    opaque pixel (a stroke's soft edge on a transparent start) without adding opacity, and
+    such pixels were left for the last step to paste."""
+    alpha = pixels[:, 3:].astype(np.float32)
+    wanted = goal[:, :3].astype(np.float32)
+    seen = (pixels[:, :3] * alpha + wanted * (255 - alpha)) / 255
+    middle = (seen + wanted) / 2
+    opacity = np.where(alpha >= 128, 255.0, (alpha + 255) // 2)
+    out = np.empty_like(goal)
+    # The colour that, at this opacity over the goal, looks like the middle.
+    out[:, :3] = np.clip(np.rint((middle * 255 - wanted * (255 - opacity)) / opacity), 0, 255)
+    out[:, 3] = opacity[:, 0]
+    return out
+
+
 def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Pixels that, composited over `below`, give `wanted` (as near as "over" can reach)."""
     da = below[:, 3:].astype(np.float32) / 255.0
@@ -205,7 +223,7 @@ def glaze_layer(
         goal_pixels = goal_pixels[off]
         if halfway:
             # Half the way; all of it where that is a small move anyway.
-            middle = ((after[off].astype(np.int16) + goal_pixels) // 2).astype(np.uint8)
+            middle = halfway_to(after[off], goal_pixels)
             near = difference[off] <= min(2 * level, GLAZE)
             goal_pixels = np.where(near[:, None], goal_pixels, middle)
         if (below >= np.uint32(0xFF000000)).all() and goal_pixels[:, 3].min() == 255:

@@ -41,3 +41,27 @@ def test_cell_max_is_the_largest_value_of_each_cell():
     cells = cell_max(values, 8)
     assert cells.shape == (5, 7)
     assert cells[4, 6] == values[32:, 48:].max() and cells[1, 2] == values[8:16, 16:24].max()
+
+
+@pytest.mark.parametrize("alpha", [0, 120, 254, 255])
+def test_a_glaze_moves_a_pixel_half_way_to_the_goal_however_opaque_it_is(alpha):
+    # A stroke's soft edge on a transparent start leaves pixels at 250-254: "over" cannot
+    # change their colour unless the glaze brings their opacity along.
+    from paintstep.model.raster import glaze_layer
+    from paintstep.process import StepLayer, composite
+
+    frame = np.array([[[180, 60, 30, alpha]]], np.uint8)
+    goal = np.array([[[60, 160, 200, 255]]], np.uint8)
+
+    def seen(pixel):  # how the pixel looks over the goal's colour
+        a = pixel[3] / 255
+        return pixel[:3].astype(float) * a + goal[0, 0, :3] * (1 - a)
+
+    before = seen(frame[0, 0])
+    layer = np.zeros((1, 1, 4), np.uint8)
+    glaze_layer(layer, 0, 0, frame, goal, np.ones((1, 1), bool), 16, halfway=True)
+    composite(frame, StepLayer(1, 0, 0, layer))
+    assert np.all(np.abs(seen(frame[0, 0]) - (before + goal[0, 0, :3]) / 2) <= 2)
+    assert frame[0, 0, 3] >= max(alpha, 127)
+    if alpha >= 128:
+        assert frame[0, 0, 3] == 255  # opaque again, at the colour half way

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 def installer(home: Path, *args: str, cwd: Path | None = None, **env: str):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-    environment.update(HOME=str(home), **env)
+    # No .pyc compiled at install: a test imports a few modules, torch alone has thousands.
+    environment.update(HOME=str(home), PIP_NO_COMPILE="1", **env)
     return subprocess.run(
         [sys.executable, str(ROOT / "install.py"), *args],
         env=environment,

@@ -42,15 +42,22 @@ def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) ->
         for i in range(processes)
     ]
     with _lock:
+        try:
+            if processes > 1 and _start(processes - 1):
+                _shared.close()  # new helpers have not mapped the old file, which is gone
+        except OSError:  # no helper could start: every band is drawn here
+            _stop_helpers()
+            shares = [bands]
         layer = _shared.layer(height, width)
         layer.fill(0)
         left = [band for share in shares[1:] for band in share]
-        if processes > 1:
+        if len(shares) > 1:
             try:
                 _draw_on_helpers(strokes, x0, y0, layer, shares[0], shares[1:])
                 left = []
+                _shared.forget()  # every helper has it mapped now
             except (OSError, EOFError, pickle.PickleError, HelperFailed):
-                _stop_helpers()  # a helper died or could not start: its bands are drawn here
+                _stop_helpers()  # a helper died: its bands are drawn here
         else:
             _draw_bands(strokes, x0, y0, layer, shares[0])
         _draw_bands(strokes, x0, y0, layer, left)
@@ -89,7 +96,7 @@ def _draw_on_helpers(strokes, x0, y0, layer, mine, theirs) -> None:
     """Send each helper its bands, draw mine meanwhile, and wait for all of them."""
     height, width = layer.shape[:2]
     busy = []
-    for helper, bands in zip(_start(len(theirs)), theirs):
+    for helper, bands in zip(_helpers, theirs):
         top, bottom = bands[0][0], bands[-1][1]
         part = strokes.take(strokes.reaching(y0 + top, y0 + bottom))
         job = (_shared.path, _shared.size, part, x0, y0, width, height, bands)
@@ -110,6 +117,7 @@ class _LayerFile:
 
     def __init__(self) -> None:
         self.path = ""
+        self.named = False  # whether the file still has its name
         self.size = 0
         self.map: mmap.mmap | None = None
 
@@ -120,11 +128,22 @@ class _LayerFile:
             # In memory where the system has a place for it; mode 0600 either way.
             memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
             handle, self.path = tempfile.mkstemp(prefix="paintstep-layer-", dir=memory)
+            self.named = True
             os.ftruncate(handle, wanted)
             self.map = mmap.mmap(handle, wanted)
             os.close(handle)
             self.size = wanted
         return np.ndarray((height, width, 4), np.uint8, buffer=self.map)
+
+    def forget(self) -> None:
+        """Take the file's name away once every process has it mapped: nothing is left behind
+        in /dev/shm however the processes end."""
+        if self.named:
+            try:
+                os.unlink(self.path)  # the helpers know it by this name still
+            except OSError:
+                pass
+            self.named = False
 
     def close(self) -> None:
         if self.map is not None:
@@ -133,12 +152,8 @@ class _LayerFile:
             except BufferError:  # a layer still looks at it: unmapped when that goes
                 pass
             self.map = None
-        if self.path:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            self.path, self.size = "", 0
+        self.forget()
+        self.path, self.size = "", 0
 
 
 _lock = threading.Lock()  # one drawing at a time uses the helpers and the layer file
@@ -146,16 +161,18 @@ _shared = _LayerFile()
 _helpers: list[subprocess.Popen] = []
 
 
-def _start(count: int) -> list[subprocess.Popen]:
-    """The helper processes, started when first wanted. They are plain `python -m` processes
-    (not multiprocessing's), so that a script calling the engine is never run again in them."""
+def _start(count: int) -> bool:
+    """Have `count` helper processes running; whether they had to be started. They are plain
+    `python -m` processes (not multiprocessing's), so that a script calling the engine is
+    never run again in them."""
     global _helpers
-    if len(_helpers) != count or any(helper.poll() is not None for helper in _helpers):
-        _stop_helpers()
-        command = [sys.executable, "-m", __name__]
-        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
-        _helpers = [subprocess.Popen(command, **pipes) for _ in range(count)]
-    return _helpers
+    if len(_helpers) == count and all(helper.poll() is None for helper in _helpers):
+        return False
+    _stop_helpers()
+    command = [sys.executable, "-m", __name__]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+    _helpers = [subprocess.Popen(command, **pipes) for _ in range(count)]
+    return True
 
 
 def _close() -> None:

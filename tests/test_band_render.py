@@ -1,6 +1,7 @@
 """Drawing a step's strokes on several processes, and wide brushes on a reduced surface: the
 same pixels (or, reduced, the same picture), and nothing lost when a helper process dies."""
 
+import os
 import subprocess
 import sys
 
@@ -88,3 +89,25 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_helpers(tmp_path)
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n").count("painted 4") == 1
+
+
+def test_the_layer_file_leaves_nothing_behind_once_the_helpers_have_it(monkeypatch, large):
+    monkeypatch.setenv("PAINTSTEP_THREADS", "2")
+    band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)
+    assert band_render._helpers
+    # Mapped by all, its name is gone: a kill -9 of every process leaves no file in /dev/shm.
+    assert band_render._shared.path and not band_render._shared.named
+    assert not os.path.exists(band_render._shared.path)
+    assert band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)[..., 3].any()
+
+
+def test_no_helper_that_can_start_means_one_process_draws_it_all(monkeypatch, large):
+    batch = strokes(500, 4.0, 300)
+    alone = one_process(monkeypatch, batch, 0, 0, 300, 300)
+    band_render._stop_helpers()
+
+    def refuse(*args, **kwargs):
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(band_render.subprocess, "Popen", refuse)
+    assert np.array_equal(band_render.render_layer(batch, 0, 0, 300, 300), alone)

@@ -134,19 +134,18 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def halfway_to(pixels: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """(n, 4) straight RGBA half the way from `pixels` to an opaque `goal`, as seen: the
-    colour half way from how the pixel looks over the goal, the opacity half way to full,
+    """(n, 4) straight RGBA half the way from `pixels` to an opaque `goal`, as seen on white
+    paper: the colour half way from how the pixel looks, the opacity half way to full,
     and all the way where it is at least half: "over" cannot move the colour of a nearly
     opaque pixel (a stroke's soft edge on a transparent start) without adding opacity, and
     such pixels were left for the last step to paste."""
     alpha = pixels[:, 3:].astype(np.float32)
-    wanted = goal[:, :3].astype(np.float32)
-    seen = (pixels[:, :3] * alpha + wanted * (255 - alpha)) / 255
-    middle = (seen + wanted) / 2
+    seen = (pixels[:, :3] * alpha + 255 * (255 - alpha)) / 255
+    middle = (seen + goal[:, :3]) / 2
     opacity = np.where(alpha >= 128, 255.0, (alpha + 255) // 2)
     out = np.empty_like(goal)
-    # The colour that, at this opacity over the goal, looks like the middle.
-    out[:, :3] = np.clip(np.rint((middle * 255 - wanted * (255 - opacity)) / opacity), 0, 255)
+    # The colour that, at this opacity on white, looks like the middle.
+    out[:, :3] = np.clip(np.rint((middle * 255 - 255 * (255 - opacity)) / opacity), 0, 255)
     out[:, 3] = opacity[:, 0]
     return out
 
@@ -222,9 +221,12 @@ def glaze_layer(
         below = below[off]
         goal_pixels = goal_pixels[off]
         if halfway:
-            # Half the way; all of it where that is a small move anyway.
+            # Half the way; all of it where that is a small move anyway, counting what the
+            # step's earlier glazes already moved the pixel.
             middle = halfway_to(after[off], goal_pixels)
-            near = difference[off] <= min(2 * level, GLAZE)
+            start = below.view(np.uint8).reshape(-1, 4)
+            moved = np.abs(premultiplied(start) - premultiplied(goal_pixels)).max(axis=1)
+            near = (difference[off] <= min(2 * level, GLAZE)) & (moved <= GLAZE)
             goal_pixels = np.where(near[:, None], goal_pixels, middle)
         if (below >= np.uint32(0xFF000000)).all() and goal_pixels[:, 3].min() == 255:
             fix = goal_pixels  # opaque over opaque is itself

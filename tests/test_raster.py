@@ -53,9 +53,9 @@ def test_a_glaze_moves_a_pixel_half_way_to_the_goal_however_opaque_it_is(alpha):
     frame = np.array([[[180, 60, 30, alpha]]], np.uint8)
     goal = np.array([[[60, 160, 200, 255]]], np.uint8)
 
-    def seen(pixel):  # how the pixel looks over the goal's colour
+    def seen(pixel):  # how the pixel looks on white paper
         a = pixel[3] / 255
-        return pixel[:3].astype(float) * a + goal[0, 0, :3] * (1 - a)
+        return pixel[:3].astype(float) * a + 255 * (1 - a)
 
     before = seen(frame[0, 0])
     layer = np.zeros((1, 1, 4), np.uint8)

@@ -96,12 +96,14 @@ class Process(QtCore.QObject):
             self.cache.move_to_end(k)
             return self.cache[k]
         frame = None
+        before = max((j for j in self.cache if j < k), default=0)
         if self.result is not None:
-            path = self.result.folder / self.result.steps[k - 1]["frame"] if k else None
-            if k == 0 or (path is not None and path.exists()):
+            # The nearest frame written before k (a lean folder has one every few steps),
+            # unless one already in the cache is nearer.
+            written = next((j for j in range(k, 0, -1) if self.result.has_frame(j)), 0)
+            if k == 0 or written > before:
                 frame = self.result.frame(k)
         if frame is None:
-            before = max((j for j in self.cache if j < k), default=0)
             frame = (self.cache[before] if before else self.start_frame()).copy()
             for j in range(before + 1, k + 1):
                 composite(frame, self.layer(j))

@@ -140,6 +140,32 @@ def test_frames_of_a_lean_folder_are_composited_and_only_a_few_kept(app, tmp_pat
     window.close()
 
 
+def test_the_last_frame_of_a_folder_without_frames_starts_from_its_nearest_checkpoint(
+    app, tmp_path, monkeypatch
+):
+    # A 4096 px, 64-step folder written with thumbnails only opened in 9.9 s: its last frame
+    # was composited from frame 0 through every layer instead of from the checkpoint.
+    from paintstep.result import CHECKPOINT_STEPS
+
+    request = PaintRequest(photo("astronaut", 96), steps=2 * CHECKPOINT_STEPS + 3, seed=1)
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, outputs=("thumbs",))
+    for step in get_engine("strokes").paint(request):
+        writer.add(step)
+    writer.finish()
+    layers_read = []
+    result_class = type(load_result(tmp_path / "o"))
+    original = result_class.layer
+    monkeypatch.setattr(
+        result_class, "layer", lambda self, k: layers_read.append(k) or original(self, k)
+    )
+    window = open_folder(tmp_path / "o")
+    layers_read.clear()
+    window.go(request.steps - 1)
+    assert len(layers_read) < CHECKPOINT_STEPS
+    assert np.array_equal(shown(window), load_result(tmp_path / "o").frame(request.steps - 1))
+    window.close()
+
+
 def test_half_written_and_foreign_folders_are_said_in_the_window(app, folder, tmp_path):
     half = tmp_path / "half"
     shutil.copytree(folder, half)

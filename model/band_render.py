@@ -13,6 +13,7 @@ import atexit
 import mmap
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,9 @@ atexit.register(_close)
 
 def _serve() -> None:
     """A helper process: draw the bands asked for on stdin, answer None (or the error)."""
+    # Ctrl-C in a terminal reaches the whole process group: the engine's process handles it
+    # and ends this one by closing its input, without a traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     jobs, answers = sys.stdin.buffer, sys.stdout.buffer
     mapped: dict[tuple[str, int], mmap.mmap] = {}
     while True:

@@ -944,10 +944,11 @@ class Server:
                 job.stored = update["stored"]
                 for index in [k for k in job.recent if k <= job.stored]:
                     del job.recent[index]
-            for identity in list(job.subscribers):
-                self.deliver(identity, payload)
-            for waiting in job.fetching.values():
-                waiting.append(payload)
+            if payload:  # "stored" carries no message
+                for identity in list(job.subscribers):
+                    self.deliver(identity, payload)
+                for waiting in job.fetching.values():
+                    waiting.append(payload)
             if job.ended and job.deleting:
                 self.remove(job)
             elif job.ended:

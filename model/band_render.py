@@ -4,7 +4,8 @@ skia holds Python's interpreter lock while it draws, so threads cannot share the
 processes can. A large layer is always drawn as BANDS bands of rows, each clipped to its own
 rows on a surface the size of the whole layer (brush.render_rows), whichever process draws it:
 so the pixels are the same on one core and on many. Helper processes draw their bands into a
-layer file they all map; PAINTSTEP_THREADS=1 draws every band on the calling process.
+layer file they all map; when there is no helper (PAINTSTEP_THREADS=1, one core, no room for
+the file, a helper that keeps failing) this process draws every band into memory of its own.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import threading
 import numpy as np
 from paintstep.bands import threads
 
-from .brush import Strokes, render_rows
+from .brush import Strokes, forget_scratch, render_rows
 
 PARALLEL_AREA = 1 << 20  # px: a smaller layer is drawn whole, faster than it is shared out
 BANDS = 4  # a larger one in this many bands of rows, with about as many strokes each
+MAX_FAILURES = 2  # helpers that failed this often are not started again by this process
 
 
 def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) -> np.ndarray:
     """The strokes on a clear layer of this size placed at (x0, y0), as straight RGBA: a large
-    layer drawn in bands, on all cores."""
+    layer drawn in bands, on all cores (unlike brush.render_layer, which draws it whole)."""
     if width * height < PARALLEL_AREA or len(strokes) == 0:
         out = np.zeros((height, width, 4), np.uint8)
         render_rows(strokes, x0, y0, out)
@@ -38,31 +40,39 @@ def render_layer(strokes: Strokes, x0: int, y0: int, width: int, height: int) ->
     bounds = cuts(strokes, y0, height, BANDS)
     bands = [(top, bottom) for top, bottom in zip(bounds, bounds[1:]) if bottom > top]
     processes = min(threads(), len(bands))
+    if processes > 1 and _failures < MAX_FAILURES:
+        with _lock:
+            layer = _draw_shared(strokes, x0, y0, width, height, bands, processes)
+        if layer is not None:
+            return layer
+    out = np.zeros((height, width, 4), np.uint8)
+    _draw_bands(strokes, x0, y0, out, bands)
+    return out
+
+
+def _draw_shared(strokes, x0, y0, width, height, bands, processes) -> np.ndarray | None:
+    """The layer drawn by this process and helpers, or None when they cannot."""
+    global _failures
     shares = [
         bands[len(bands) * i // processes : len(bands) * (i + 1) // processes]
         for i in range(processes)
     ]
-    with _lock:
-        try:
-            if processes > 1 and _start(processes - 1):
-                _shared.close()  # new helpers have not mapped the old file, which is gone
-        except OSError:  # no helper could start: every band is drawn here
-            _stop_helpers()
-            shares = [bands]
+    try:
+        if _start(processes - 1):
+            _shared.close()  # new helpers have not mapped the old file, which has no name
         layer = _shared.layer(height, width)
         layer.fill(0)
-        left = [band for share in shares[1:] for band in share]
-        if len(shares) > 1:
-            try:
-                _draw_on_helpers(strokes, x0, y0, layer, shares[0], shares[1:])
-                left = []
-                _shared.forget()  # every helper has it mapped now
-            except (OSError, EOFError, pickle.PickleError, HelperFailed):
-                _stop_helpers()  # a helper died: its bands are drawn here
-        else:
-            _draw_bands(strokes, x0, y0, layer, shares[0])
-        _draw_bands(strokes, x0, y0, layer, left)
+        _draw_on_helpers(strokes, x0, y0, layer, shares[0], shares[1:])
+        _shared.forget()  # every helper has it mapped now
         return layer.copy()
+    except (OSError, EOFError, pickle.PickleError, HelperFailed):
+        _failures += 1  # a helper died, or the file found no room: drawn here instead
+        _stop_helpers()
+        _shared.close()
+        return None
+    except BaseException:
+        _stop_helpers()  # interrupted while they drew: their answers would come out of step
+        raise
 
 
 def _draw_bands(strokes: Strokes, x0: int, y0: int, layer: np.ndarray, bands) -> None:
@@ -73,7 +83,7 @@ def _draw_bands(strokes: Strokes, x0: int, y0: int, layer: np.ndarray, bands) ->
 def warm() -> None:
     """Start the helper processes now (they take a moment to import), when there are cores."""
     helpers = min(threads(), BANDS) - 1
-    if helpers >= 1:
+    if helpers >= 1 and _failures < MAX_FAILURES:
         with _lock:
             try:
                 _start(helpers)
@@ -81,9 +91,19 @@ def warm() -> None:
                 _stop_helpers()
 
 
+def release() -> None:
+    """Give back what drawing large layers holds (the helpers, the layer file, this thread's
+    scratch surface) once a process is painted: a server keeps running between jobs."""
+    with _lock:
+        _stop_helpers()
+        _shared.close()
+    forget_scratch()
+
+
 def cuts(strokes: Strokes, y0: int, height: int, parts: int) -> list[int]:
     """Rows that split the layer into `parts` bands with about as many strokes each."""
-    middle = np.sort(strokes.points[..., 1].mean(axis=1) - y0)
+    middle = np.nan_to_num(strokes.points[..., 1].mean(axis=1) - y0)
+    middle = np.sort(middle)
     picks = [middle[len(middle) * i // parts] for i in range(1, parts)]
     inner = sorted(min(max(int(pick), 1), height - 1) for pick in picks)
     return [0, *inner, height]
@@ -104,10 +124,8 @@ def _draw_on_helpers(strokes, x0, y0, layer, mine, theirs) -> None:
         pickle.dump(job, helper.stdin, pickle.HIGHEST_PROTOCOL)
         helper.stdin.flush()
         busy.append(helper)
-    try:
-        _draw_bands(strokes, x0, y0, layer, mine)
-    finally:
-        answers = [pickle.load(helper.stdout) for helper in busy]
+    _draw_bands(strokes, x0, y0, layer, mine)
+    answers = [pickle.load(helper.stdout) for helper in busy]
     for answer in answers:
         if answer is not None:
             raise HelperFailed(answer)
@@ -130,9 +148,16 @@ class _LayerFile:
             memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
             handle, self.path = tempfile.mkstemp(prefix="paintstep-layer-", dir=memory)
             self.named = True
-            os.ftruncate(handle, wanted)
-            self.map = mmap.mmap(handle, wanted)
-            os.close(handle)
+            try:
+                # Room taken now: a full /dev/shm (64 MB in a container) would otherwise kill
+                # the process with SIGBUS at the first write.
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(handle, 0, wanted)
+                else:
+                    os.ftruncate(handle, wanted)
+                self.map = mmap.mmap(handle, wanted)
+            finally:
+                os.close(handle)
             self.size = wanted
         return np.ndarray((height, width, 4), np.uint8, buffer=self.map)
 
@@ -147,38 +172,49 @@ class _LayerFile:
             self.named = False
 
     def close(self) -> None:
-        if self.map is not None:
-            try:
-                self.map.close()
-            except BufferError:  # a layer still looks at it: unmapped when that goes
-                pass
-            self.map = None
+        # The map is dropped, not closed: an array may still look at it, and closing a map
+        # under an array crashes the process. It is unmapped when the last array goes.
         self.forget()
+        self.map = None
         self.path, self.size = "", 0
 
 
 _lock = threading.Lock()  # one drawing at a time uses the helpers and the layer file
 _shared = _LayerFile()
 _helpers: list[subprocess.Popen] = []
+_failures = 0
 
 
 def _start(count: int) -> bool:
-    """Have `count` helper processes running; whether they had to be started. They are plain
-    `python -m` processes (not multiprocessing's), so that a script calling the engine is
-    never run again in them."""
+    """Have at least `count` helper processes running; whether they had to be started. They
+    are plain `python -m` processes (not multiprocessing's), so that a script calling the
+    engine is never run again in them, in a session of their own, so that Ctrl-C in a
+    terminal reaches only the engine's process, which ends them by closing their input."""
     global _helpers
-    if len(_helpers) == count and all(helper.poll() is None for helper in _helpers):
+    if len(_helpers) >= count and all(helper.poll() is None for helper in _helpers):
         return False
     _stop_helpers()
     command = [sys.executable, "-m", __name__]
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
-    _helpers = [subprocess.Popen(command, **pipes) for _ in range(count)]
+    options = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+    if os.name == "posix":
+        options["start_new_session"] = True
+    try:
+        for _ in range(count):
+            _helpers.append(subprocess.Popen(command, **options))
+    except OSError:
+        _stop_helpers()
+        raise
     return True
 
 
 def _close() -> None:
-    _stop_helpers()
-    _shared.close()
+    # At exit a server's worker thread may still be drawing: wait for it a little.
+    if _lock.acquire(timeout=5):
+        try:
+            _stop_helpers()
+            _shared.close()
+        finally:
+            _lock.release()
 
 
 def _stop_helpers() -> None:
@@ -189,6 +225,7 @@ def _stop_helpers() -> None:
             helper.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             helper.kill()
+            helper.wait()
     _helpers = []
 
 
@@ -197,9 +234,7 @@ atexit.register(_close)
 
 def _serve() -> None:
     """A helper process: draw the bands asked for on stdin, answer None (or the error)."""
-    # Ctrl-C in a terminal reaches the whole process group: the engine's process handles it
-    # and ends this one by closing its input, without a traceback from here.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine's process handles Ctrl-C
     jobs, answers = sys.stdin.buffer, sys.stdout.buffer
     mapped: dict[tuple[str, int], mmap.mmap] = {}
     while True:
@@ -209,10 +244,9 @@ def _serve() -> None:
             return
         try:
             if (path, size) not in mapped:
-                for old in mapped.values():
-                    old.close()
+                mapped.clear()  # an earlier file is unmapped when its map goes
                 with open(path, "r+b") as file:
-                    mapped = {(path, size): mmap.mmap(file.fileno(), size)}
+                    mapped[(path, size)] = mmap.mmap(file.fileno(), size)
             layer = np.ndarray((height, width, 4), np.uint8, buffer=mapped[(path, size)])
             _draw_bands(strokes, x0, y0, layer, bands)
             answer = None

@@ -71,17 +71,21 @@ def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
     """Draw strokes in order with source-over blending on a premultiplied canvas.
 
     Each stroke is its outline, filled: a brush pressed on full, carried along and lifted
-    off, so its end tapers (pressure); both ends are round, and a dab (one point) is a disc.
-    Its sides are smooth curves through the points.
+    off, so its end tapers (pressure); both ends are round, and a dab (one point, or points
+    that do not move) is a disc. Its sides are smooth curves (quadratic, through the
+    midpoints between the side's points).
     """
     paint = skia.Paint(AntiAlias=True)
     rgba = np.clip(np.rint(strokes.color * 255), 0, 255).astype(np.int64)
     argb = ((rgba[:, 3] << 24) | (rgba[:, 0] << 16) | (rgba[:, 1] << 8) | rgba[:, 2]).tolist()
     left, left_mid, right, right_mid, end, start = outlines(strokes)
     dabs = np.concatenate([strokes.points[:, 0], strokes.radius[:, None]], axis=1).tolist()
+    still = np.ptp(strokes.points, axis=1).max(axis=1, initial=0.0) == 0 if len(strokes) else []
     for i, count in enumerate(strokes.count.tolist()):
+        if count < 1:
+            continue
         path = skia.Path()
-        if count <= 1:
+        if count == 1 or still[i]:
             path.addCircle(*dabs[i])
         else:
             on, mid, cap = left[i], left_mid[i], end[i]
@@ -212,6 +216,11 @@ def render_rows(
 
 
 _scratch = threading.local()
+
+
+def forget_scratch() -> None:
+    """Give back this thread's scratch surface (up to 1 GB for a 16384 px layer)."""
+    _scratch.buffer = None
 
 
 def scratch(height: int, width: int, top: int = 0, bottom: int | None = None) -> np.ndarray:

@@ -134,6 +134,8 @@ def improvement(
     """
     height, width = canvas.shape[:2]
     points = strokes.points
+    if points.shape[1] == 1:
+        points = np.repeat(points, 2, axis=1)  # one point: judged as a dab, below
     heading = np.diff(points, axis=1, append=points[:, -1:] + points[:, -1:] - points[:, -2:-1])
     # A stroke's last point (its next one repeats it) keeps the heading before it, and a dab,
     # which has none, is judged across as well: else only its centre would be, always better.

@@ -124,6 +124,22 @@ def paint_process(
     shares, ratios, errors = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
     counts = deal_steps(request.steps, shares)
+    try:
+        yield from paint_steps(request, painter, radii, counts, ratios, errors, cancel)
+    finally:
+        band_render.release()  # a server keeps running between jobs
+
+
+def paint_steps(
+    request: PaintRequest,
+    painter: Painter,
+    radii: list[float],
+    counts: list[int],
+    ratios: list[float],
+    errors: list[float],
+    cancel: threading.Event,
+) -> Iterator[StepLayer]:
+    """The steps of each brush size in turn, as dealt."""
     index, spare = 0, 0
     for level, radius in enumerate(radii):
         if cancel.is_set():

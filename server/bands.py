@@ -9,6 +9,7 @@ PAINTSTEP_THREADS=1 runs everything on the calling thread.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,10 +22,14 @@ def threads() -> int:
     wanted = os.environ.get("PAINTSTEP_THREADS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return min(int(wanted), MAX_THREADS)
-    return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, MAX_THREADS)
+    if hasattr(os, "sched_getaffinity"):
+        return min(len(os.sched_getaffinity(0)), MAX_THREADS)
+    return min(os.cpu_count() or 1, MAX_THREADS)  # macOS and Windows
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+PREFIX = "paintstep-band"
 
 
 def in_bands(rows: int, work: Callable[[int, int], None], least: int = LEAST_ROWS) -> None:
@@ -35,12 +40,15 @@ def in_bands(rows: int, work: Callable[[int, int], None], least: int = LEAST_ROW
     """
     global _pool
     count = min(threads(), max(1, rows // least))
-    if count <= 1:
+    # A band's own work that splits into bands again runs on its thread: waiting on the pool
+    # from inside the pool could wait for ever.
+    if count <= 1 or threading.current_thread().name.startswith(PREFIX):
         if rows > 0:
             work(0, rows)
         return
-    if _pool is None or _pool._max_workers < count - 1:
-        _pool = ThreadPoolExecutor(MAX_THREADS - 1, thread_name_prefix="paintstep-band")
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(MAX_THREADS - 1, thread_name_prefix=PREFIX)
     bounds = [rows * i // count for i in range(count + 1)]
     others = [_pool.submit(work, top, bottom) for top, bottom in zip(bounds[1:-1], bounds[2:])]
     try:

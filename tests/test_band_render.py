@@ -40,7 +40,7 @@ def one_process(monkeypatch, batch, *window):
 
 @pytest.mark.parametrize("radius", [1.0, 3.0, 9.0, 40.0])
 def test_bands_drawn_on_helper_processes_are_the_pixels_one_process_draws(
-    monkeypatch, large, radius
+    monkeypatch, large, radius, helpers_fail_freely
 ):
     batch = strokes(1500 if radius < 20 else 80, radius, 600, seed=int(radius))
     alone = one_process(monkeypatch, batch, 13, 7, 580, 590)
@@ -58,17 +58,80 @@ def test_a_layer_drawn_in_bands_looks_as_one_drawn_whole(large, radius):
     assert difference.mean() < 0.05 and np.mean(difference > 8) < 0.002
 
 
-def test_a_helper_that_dies_loses_no_step(monkeypatch, large):
+@pytest.fixture
+def helpers_fail_freely(monkeypatch):
+    """Each test starts with no failures counted, so that helpers may be tried again."""
+    monkeypatch.setattr(band_render, "_failures", 0)
+
+
+def test_a_helper_that_dies_while_drawing_loses_no_step(monkeypatch, large, helpers_fail_freely):
     batch = strokes(800, 4.0, 400)
     alone = one_process(monkeypatch, batch, 0, 0, 400, 400)
-    band_render.render_layer(batch, 0, 0, 400, 400)
-    for helper in band_render._helpers:
-        helper.kill()
-        helper.wait()
+    draw = band_render._draw_bands
+    killed = []
+
+    def kill_then_draw(*args):
+        if not killed and band_render._helpers:  # this process's own bands, helpers at work
+            for helper in band_render._helpers:
+                helper.kill()
+            killed.append(True)
+        draw(*args)
+
+    monkeypatch.setattr(band_render, "_draw_bands", kill_then_draw)
     assert np.array_equal(band_render.render_layer(batch, 0, 0, 400, 400), alone)
+    assert killed
+    monkeypatch.setattr(band_render, "_draw_bands", draw)
     # and the next step gets fresh helpers
     assert np.array_equal(band_render.render_layer(batch, 0, 0, 400, 400), alone)
     assert band_render._helpers and all(h.poll() is None for h in band_render._helpers)
+
+
+def test_an_interrupted_drawing_leaves_the_next_one_right(monkeypatch, large, helpers_fail_freely):
+    # Answers left unread by an interrupt would be read as the next layer's: wrong pixels.
+    batch = strokes(800, 4.0, 400)
+    alone = one_process(monkeypatch, batch, 0, 0, 400, 400)
+    draw = band_render._draw_bands
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(band_render, "_draw_bands", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        band_render.render_layer(batch, 0, 0, 400, 400)
+    monkeypatch.setattr(band_render, "_draw_bands", draw)
+    for _ in range(3):
+        assert np.array_equal(band_render.render_layer(batch, 0, 0, 400, 400), alone)
+
+
+def test_helpers_stay_from_one_layer_to_the_next(monkeypatch, large, helpers_fail_freely):
+    monkeypatch.setenv("PAINTSTEP_THREADS", "4")
+    band_render.render_layer(strokes(600, 3.0, 400), 0, 0, 400, 400)
+    started = [helper.pid for helper in band_render._helpers]
+    band_render.render_layer(strokes(3, 60.0, 400), 0, 0, 400, 400)  # fewer bands
+    band_render.render_layer(strokes(600, 3.0, 400, seed=1), 0, 0, 400, 400)
+    assert started and [helper.pid for helper in band_render._helpers] == started
+
+
+def test_no_room_for_the_layer_file_means_this_process_draws_it(
+    monkeypatch, large, helpers_fail_freely
+):
+    batch = strokes(500, 4.0, 300)
+    alone = one_process(monkeypatch, batch, 0, 0, 300, 300)
+    band_render.release()
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(band_render.os, "posix_fallocate", full, raising=False)
+    monkeypatch.setattr(band_render.os, "ftruncate", full)
+    assert np.array_equal(band_render.render_layer(batch, 0, 0, 300, 300), alone)
+
+
+def test_one_process_draws_in_its_own_memory(monkeypatch, large):
+    band_render.release()
+    monkeypatch.setenv("PAINTSTEP_THREADS", "1")
+    assert band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)[..., 3].any()
+    assert not band_render._shared.path and not band_render._helpers
 
 
 def test_a_script_without_a_main_guard_is_not_run_again_by_the_helpers(tmp_path):
@@ -91,7 +154,9 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_helpers(tmp_path)
     assert run.stdout.split("\n").count("painted 4") == 1
 
 
-def test_the_layer_file_leaves_nothing_behind_once_the_helpers_have_it(monkeypatch, large):
+def test_the_layer_file_leaves_nothing_behind_once_the_helpers_have_it(
+    monkeypatch, large, helpers_fail_freely
+):
     monkeypatch.setenv("PAINTSTEP_THREADS", "2")
     band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)
     assert band_render._helpers
@@ -101,7 +166,9 @@ def test_the_layer_file_leaves_nothing_behind_once_the_helpers_have_it(monkeypat
     assert band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)[..., 3].any()
 
 
-def test_no_helper_that_can_start_means_one_process_draws_it_all(monkeypatch, large):
+def test_no_helper_that_can_start_means_one_process_draws_it_all(
+    monkeypatch, large, helpers_fail_freely
+):
     batch = strokes(500, 4.0, 300)
     alone = one_process(monkeypatch, batch, 0, 0, 300, 300)
     band_render._stop_helpers()

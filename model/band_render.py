@@ -63,7 +63,6 @@ def _draw_shared(strokes, x0, y0, width, height, bands, processes) -> np.ndarray
         layer = _shared.layer(height, width)
         layer.fill(0)
         _draw_on_helpers(strokes, x0, y0, layer, shares[0], shares[1:])
-        _shared.forget()  # every helper has it mapped now
         return layer.copy()
     except (OSError, EOFError, pickle.PickleError, HelperFailed):
         _failures += 1  # a helper died, or the file found no room: drawn here instead
@@ -124,6 +123,13 @@ def _draw_on_helpers(strokes, x0, y0, layer, mine, theirs) -> None:
         pickle.dump(job, helper.stdin, pickle.HIGHEST_PROTOCOL)
         helper.stdin.flush()
         busy.append(helper)
+    if _shared.named:
+        # A new file: each helper says when it has it mapped, and then it loses its name,
+        # so that a kill -9 a moment later leaves nothing in /dev/shm.
+        for helper in busy:
+            if pickle.load(helper.stdout) != MAPPED:
+                raise HelperFailed("a helper could not map the layer file")
+        _shared.forget()
     _draw_bands(strokes, x0, y0, layer, mine)
     answers = [pickle.load(helper.stdout) for helper in busy]
     for answer in answers:
@@ -243,17 +249,28 @@ def _serve() -> None:
         except EOFError:
             return
         try:
-            if (path, size) not in mapped:
-                mapped.clear()  # an earlier file is unmapped when its map goes
-                with open(path, "r+b") as file:
-                    mapped[(path, size)] = mmap.mmap(file.fileno(), size)
-            layer = np.ndarray((height, width, 4), np.uint8, buffer=mapped[(path, size)])
-            _draw_bands(strokes, x0, y0, layer, bands)
-            answer = None
-        except Exception as error:  # said to the engine, which draws the bands itself
-            answer = f"{type(error).__name__}: {error}"
-        pickle.dump(answer, answers)
-        answers.flush()
+            try:
+                if (path, size) not in mapped:
+                    mapped.clear()  # an earlier file is unmapped when its map goes
+                    with open(path, "r+b") as file:
+                        mapped[(path, size)] = mmap.mmap(file.fileno(), size)
+                    say(MAPPED, answers)  # the engine takes the file's name away now
+                layer = np.ndarray((height, width, 4), np.uint8, buffer=mapped[(path, size)])
+                _draw_bands(strokes, x0, y0, layer, bands)
+                answer = None
+            except Exception as error:  # said to the engine, which draws the bands itself
+                answer = f"{type(error).__name__}: {error}"
+            say(answer, answers)
+        except OSError:  # the engine's process is gone: so is the reason to draw
+            return
+
+
+def say(answer, answers) -> None:
+    pickle.dump(answer, answers)
+    answers.flush()
+
+
+MAPPED = "mapped"  # a helper's first answer for a new layer file, before it draws
 
 
 if __name__ == "__main__":

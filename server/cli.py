@@ -437,10 +437,18 @@ def paint(args: argparse.Namespace, client) -> int:
     info["options"] = settings
     if request.prompt:
         info["prompt"] = request.prompt
-    cancel = threading.Event()
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
-    began = time.perf_counter()
     check_folder(out)
+    # A plain kill (SIGTERM) stops the paint as Ctrl-C does: the result is marked cancelled
+    # and the engine's helpers end.
+    with terminate_as_interrupt():
+        return paint_steps(args, client, request, engine, out, frame, info, outputs, progress)
+
+
+def paint_steps(args, client, request, engine, out, frame, info, outputs, progress) -> int:
+    """Paint the request into `out`, step by step; the command's exit code."""
+    cancel = threading.Event()
+    began = time.perf_counter()
     if client is not None:
         steps = remote_steps(args, client, request, cancel, progress)
     else:
@@ -466,6 +474,14 @@ def paint(args: argparse.Namespace, client) -> int:
             writer.end("cancelled")
             print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
         else:
+            # Stopped while the writer set the folder up: take away what it had made (an
+            # earlier result there, which has its manifest, is left as it was).
+            made = [] if (out / "manifest.json").exists() else ["frames", "layers", "thumbs"]
+            for entry in [*(out / name for name in made), out]:
+                with contextlib.suppress(OSError):
+                    for inside in entry.glob("*.png") if entry != out else ():
+                        inside.unlink()
+                    entry.rmdir()
             print("paintstep: stopped before the first step; nothing was written.", file=sys.stderr)
         return 130
     except PaintError as error:
@@ -482,6 +498,23 @@ def paint(args: argparse.Namespace, client) -> int:
         shown = [f"{out / ('process.' + name)}" for name in ("gif", "mp4") if name in outputs]
         print("  " + "  ".join([*shown, f"{out / 'layers'}/"]))
     return 0
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt meanwhile (on the main thread, where signals go)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    earlier = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
+
+
+def interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 def remote_steps(

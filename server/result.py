@@ -94,7 +94,9 @@ def check_folder(folder: Path) -> None:
     """Refuse a folder that a new result may not replace: a file, or someone else's files."""
     if folder.exists() and not folder.is_dir():
         raise PaintError(f"{folder} is a file; choose a folder for --out.")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "manifest.json").exists():
+    # A result stopped before its manifest was written holds only entries of our own names.
+    foreign = folder.is_dir() and any(e.name not in OWN_ENTRIES for e in folder.iterdir())
+    if foreign and not (folder / "manifest.json").exists():
         raise PaintError(
             f"{folder} already holds files that are not a Paintstep result; choose another "
             "--out folder or empty this one."

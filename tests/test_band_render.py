@@ -178,3 +178,21 @@ def test_no_helper_that_can_start_means_one_process_draws_it_all(
 
     monkeypatch.setattr(band_render.subprocess, "Popen", refuse)
     assert np.array_equal(band_render.render_layer(batch, 0, 0, 300, 300), alone)
+
+
+def test_a_new_layer_file_has_no_name_by_the_time_anything_is_drawn(
+    monkeypatch, large, helpers_fail_freely
+):
+    # A kill -9 of every process at any moment of drawing leaves nothing in /dev/shm.
+    band_render.release()
+    monkeypatch.setenv("PAINTSTEP_THREADS", "2")
+    seen = []
+    draw = band_render._draw_bands
+
+    def note_then_draw(*args):
+        seen.append((band_render._shared.named, os.path.exists(band_render._shared.path)))
+        draw(*args)
+
+    monkeypatch.setattr(band_render, "_draw_bands", note_then_draw)
+    band_render.render_layer(strokes(300, 4.0, 300), 0, 0, 300, 300)
+    assert seen == [(False, False)]

@@ -332,3 +332,14 @@ def test_outputs_choose_what_is_written_beyond_the_layers(tmp_path, outputs, wri
         assert (out / name).exists() == (name in written)
     for k in range(10):
         assert result.frame(k).shape == (40, 60, 4)
+
+
+def test_a_folder_left_by_a_stop_before_the_first_step_can_be_painted_into(tmp_path):
+    # Stopped while the writer made its folders, a run left frames/ layers/ thumbs/ and no
+    # manifest; the same command again was refused as someone else's folder.
+    Image.fromarray(photo("coffee", 64)).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    for name in ("frames", "layers", "thumbs"):
+        (out / name).mkdir(parents=True)
+    assert main(["paint", str(tmp_path / "p.png"), "--steps", "3", "--out", str(out), "-q"]) == 0
+    assert load_result(out).complete

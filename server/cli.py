@@ -424,8 +424,9 @@ def paint(args: argparse.Namespace, client) -> int:
     if expected >= LARGE_RESULT:
         notices.append(
             f"{request.steps} steps of {canvas.shape[1]} x {canvas.shape[0]} px make a result "
-            f"of about {expected / 1e6:,.0f} MB in {args.out}/; fewer steps, or --outputs none, "
-            "write less."
+            f"of about {expected / 1e6:,.0f} MB in {args.out}/; fewer steps"
+            + (", or --outputs none," if outputs else "")
+            + " write less."
         )
     if not args.quiet:
         for notice in notices:

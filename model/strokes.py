@@ -41,6 +41,7 @@ from .raster import (
     pixel_difference,
     spread,
 )
+from .step_deal import deal_steps, split_by_progress
 from .stroke_plan import DETAIL_RADIUS, as_painted, painting_order, plan_level
 
 
@@ -166,36 +167,8 @@ def paint_steps(
             yield painter.paint(plan, items, index, last=index == request.steps)
 
 
-def deal_steps(steps: int, shares: list[float]) -> list[int]:
-    """Steps for each brush size. The finest (with the glazes) gets its share of the steps;
-    every other size with a share gets MIN_STEPS (fewer when steps are few; then the sizes
-    with the largest shares), and the rest in proportion to the shares."""
-    used = [level for level, share in enumerate(shares[:-1]) if share > 0]
-    finest = len(shares) - 1
-    counts = [0] * len(shares)
-    counts[finest] = max(1, round(steps * shares[-1] / sum(shares)))
-    steps -= counts[finest]
-    if not used:
-        counts[finest] += steps
-        return counts
-    if steps < len(used):
-        for level in sorted(used, key=lambda level: -shares[level])[:steps]:
-            counts[level] = 1
-        return counts
-    base = min(MIN_STEPS, steps // len(used))
-    wanted = np.array([shares[level] for level in used])
-    wanted = (steps - base * len(used)) * wanted / wanted.sum()
-    extra = np.floor(wanted).astype(int)
-    for i in np.argsort(extra - wanted)[: steps - base * len(used) - extra.sum()]:
-        extra[i] += 1
-    for level, more in zip(used, extra):
-        counts[level] = base + int(more)
-    return counts
-
-
 LEAST_SHARE = 0.05  # of the error on a log scale: what a size must take away to be painted
 LEAST_PROGRESS = 0.1  # a size that would take less of the error away than this is left out
-MIN_STEPS = 2  # so that no brush size paints all of the canvas in one step
 
 
 def estimate_shares(
@@ -490,24 +463,3 @@ SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at 
 GLAZES = (32, 16, 8, 4)
 GLAZE_BANDS = 4  # bands of rows a glaze goes on in, at the least
 PLAN_PIXELS = 4  # px of a brush radius, at the least, in the copy its strokes are planned on
-
-
-def split_by_progress(gain: np.ndarray, steps: int, ratio: float) -> list[int]:
-    """Boundaries that deal items, in order, into `steps` runs that each take away a like
-    part of the error left, when all of them together leave `ratio` of the error they found.
-
-    Every run gets at least one item while there are items enough.
-    """
-    n = len(gain)
-    total = float(gain.sum())
-    cumulative = np.cumsum(gain)
-    ratio = min(max(ratio, 1e-6), 1 - 1e-6)
-    bounds = [0]
-    for i in range(1, steps):
-        share = (1 - ratio ** (i / steps)) / (1 - ratio)
-        cut = int(np.searchsorted(cumulative, total * share, side="right"))
-        cut = max(cut, bounds[-1] + 1)
-        cut = min(cut, n - (steps - i))
-        bounds.append(max(cut, bounds[-1]) if n >= steps else min(i, n))
-    bounds.append(n)
-    return bounds

@@ -228,11 +228,11 @@ def scratch(height: int, width: int, top: int = 0, bottom: int | None = None) ->
     thread: a fresh one at 4096 px is 64 MB the kernel hands over page by page."""
     size = height * width * 4
     buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.size < size or buffer.size > 4 * max(size, 1 << 22):
+    fresh = buffer is None or buffer.size < size or buffer.size > 4 * max(size, 1 << 22)
+    if fresh:
         buffer = _scratch.buffer = np.zeros(size, np.uint8)
-        pixels = buffer[:size].reshape(height, width, 4)
-    else:
-        pixels = buffer[:size].reshape(height, width, 4)
+    pixels = buffer[:size].reshape(height, width, 4)
+    if not fresh:
         pixels[top:bottom].fill(0)
     return pixels
 

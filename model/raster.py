@@ -62,6 +62,15 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return distance
 
 
+def largest_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) largest channel difference of two (n, 4) int16 pixel arrays (as premultiplied
+    returns them), column by column: many times faster than a max over the short axis."""
+    channels = np.abs(a - b)
+    return np.maximum(
+        np.maximum(channels[:, 0], channels[:, 1]), np.maximum(channels[:, 2], channels[:, 3])
+    )
+
+
 def premultiplied(pixels: np.ndarray) -> np.ndarray:
     """(n, 4) straight RGBA as premultiplied int16, rounded as Pillow and skia round."""
     out = pixels.astype(np.int16)
@@ -209,10 +218,8 @@ def glaze_layer(
         wanted = np.take(goal_words, spots)
         after = blend_words(below, np.take(layer_words, local)).view(np.uint8).reshape(-1, 4)
         goal_pixels = wanted.view(np.uint8).reshape(-1, 4)
-        channels = np.abs(premultiplied(after) - premultiplied(goal_pixels))
-        difference = np.maximum(
-            np.maximum(channels[:, 0], channels[:, 1]), np.maximum(channels[:, 2], channels[:, 3])
-        )
+        goal_pm = premultiplied(goal_pixels)
+        difference = largest_difference(premultiplied(after), goal_pm)
         off = difference > level
         if halfway:
             off &= goal_pixels[:, 3] == 255  # solve_over lays it over a translucent pixel
@@ -224,8 +231,8 @@ def glaze_layer(
             # Half the way; all of it where that is a small move anyway, counting what the
             # step's earlier glazes already moved the pixel.
             middle = halfway_to(after[off], goal_pixels)
-            start = below.view(np.uint8).reshape(-1, 4)
-            moved = np.abs(premultiplied(start) - premultiplied(goal_pixels)).max(axis=1)
+            start = premultiplied(below.view(np.uint8).reshape(-1, 4))
+            moved = largest_difference(start, goal_pm[off])
             near = (difference[off] <= min(2 * level, GLAZE)) & (moved <= GLAZE)
             goal_pixels = np.where(near[:, None], goal_pixels, middle)
         if (below >= np.uint32(0xFF000000)).all() and goal_pixels[:, 3].min() == 255:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageColor
 
 from .bands import in_bands
 from .errors import PaintError
@@ -165,8 +165,6 @@ def paper_rgba(paper: str | None, canvas: np.ndarray) -> tuple[int, int, int, in
     name = paper.strip().lower()
     if name == "transparent":
         return (0, 0, 0, 0)
-    from PIL import ImageColor
-
     if len(name) in (3, 6) and all(c in "0123456789abcdef" for c in name):
         name = "#" + name  # hex without its #, as earlier versions took it
     try:
@@ -207,7 +205,7 @@ def composite(frame: np.ndarray, layer: StepLayer) -> None:
     def blend_band(start: int, stop: int) -> None:
         for top in range(start, stop, BAND_ROWS):
             band = pixels[top : min(top + BAND_ROWS, stop)]
-            painted = band >= np.uint32(0x01000000)
+            painted = band >= PAINTED
             count = np.count_nonzero(painted)
             if count == 0:
                 continue
@@ -223,6 +221,7 @@ def composite(frame: np.ndarray, layer: StepLayer) -> None:
 
 
 BAND_ROWS = 256
+PAINTED = np.uint32(0x01000000)  # an RGBA word (little-endian) with some alpha
 DENSE = 0.25  # of a band's pixels painted: blending all of it is then faster than picking
 
 
@@ -349,9 +348,6 @@ class Thumbnail:
             return self.reduced.copy()
         image = Image.fromarray(self.reduced, "RGBA").resize(self.size, Image.Resampling.BILINEAR)
         return np.asarray(image).copy()
-
-
-PAINTED = np.uint32(0x01000000)  # an RGBA word (little-endian) with some alpha
 
 
 def is_opaque(pixels: np.ndarray) -> bool:

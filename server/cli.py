@@ -19,7 +19,14 @@ from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
 from .process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintRequest, StepLayer
 from .protocol import DEFAULT_PORT
-from .result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, check_folder
+from .result import (
+    CHECKPOINT_STEPS,
+    OUTPUTS,
+    ResultWriter,
+    check_folder,
+    clear_result,
+    only_set_up,
+)
 
 SAMPLE = "coffee.jpg"
 DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
@@ -477,12 +484,10 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
         else:
             # Stopped while the writer set the folder up: take away what it had made (an
             # earlier result there, which has its manifest, is left as it was).
-            made = [] if (out / "manifest.json").exists() else ["frames", "layers", "thumbs"]
-            for entry in [*(out / name for name in made), out]:
+            if out.is_dir() and not (out / "manifest.json").exists() and only_set_up(out):
                 with contextlib.suppress(OSError):
-                    for inside in entry.glob("*.png") if entry != out else ():
-                        inside.unlink()
-                    entry.rmdir()
+                    clear_result(out)
+                    out.rmdir()
             print("paintstep: stopped before the first step; nothing was written.", file=sys.stderr)
         return 130
     except PaintError as error:

@@ -94,18 +94,33 @@ def check_folder(folder: Path) -> None:
     """Refuse a folder that a new result may not replace: a file, or someone else's files."""
     if folder.exists() and not folder.is_dir():
         raise PaintError(f"{folder} is a file; choose a folder for --out.")
-    # A result stopped before its manifest was written holds only entries of our own names.
-    foreign = folder.is_dir() and any(e.name not in OWN_ENTRIES for e in folder.iterdir())
-    if foreign and not (folder / "manifest.json").exists():
+    if (
+        folder.is_dir()
+        and any(folder.iterdir())
+        and not (folder / "manifest.json").exists()
+        and not only_set_up(folder)
+    ):
         raise PaintError(
             f"{folder} already holds files that are not a Paintstep result; choose another "
             "--out folder or empty this one."
         )
 
 
-def prepare_folder(folder: Path) -> None:
-    """Make `folder` ready for a new result, replacing an earlier result but nothing else."""
-    check_folder(folder)
+def only_set_up(folder: Path) -> bool:
+    """Whether `folder` holds only what a run stopped before its manifest leaves: the step
+    folders, with at most Paintstep's own PNGs in them (frames/frame_0000.png, ...)."""
+    for entry in folder.iterdir():
+        if entry.name not in ("frames", "layers", "thumbs") or not entry.is_dir():
+            return False
+        stem = entry.name[:-1] + "_"  # frame_, layer_, thumb_
+        for inside in entry.iterdir():
+            if not (inside.is_file() and inside.name.startswith(stem) and inside.suffix == ".png"):
+                return False
+    return True
+
+
+def clear_result(folder: Path) -> None:
+    """Take away a result's own entries from `folder` (and nothing else)."""
     if folder.is_dir():
         for name in OWN_ENTRIES:
             entry = folder / name
@@ -113,6 +128,12 @@ def prepare_folder(folder: Path) -> None:
                 shutil.rmtree(entry)
             elif entry.exists():
                 entry.unlink()
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make `folder` ready for a new result, replacing an earlier result but nothing else."""
+    check_folder(folder)
+    clear_result(folder)
     try:
         for name in ("frames", "layers", "thumbs"):
             (folder / name).mkdir(parents=True, exist_ok=True)

@@ -343,3 +343,12 @@ def test_a_folder_left_by_a_stop_before_the_first_step_can_be_painted_into(tmp_p
         (out / name).mkdir(parents=True)
     assert main(["paint", str(tmp_path / "p.png"), "--steps", "3", "--out", str(out), "-q"]) == 0
     assert load_result(out).complete
+
+
+def test_a_folder_of_someone_elses_under_paintsteps_names_is_still_refused(tmp_path):
+    Image.fromarray(photo("coffee", 64)).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    (out / "layers").mkdir(parents=True)
+    (out / "layers" / "my_sketch.kra").write_bytes(b"mine")
+    assert main(["paint", str(tmp_path / "p.png"), "--steps", "3", "--out", str(out), "-q"]) == 2
+    assert (out / "layers" / "my_sketch.kra").read_bytes() == b"mine"

@@ -35,10 +35,10 @@ from paintstep.process import (
     blend_over,
     composite,
     crop_to_paint,
+    solve_over,
 )
 from PIL import Image
 
-from .raster import solve_over
 from .strokes import Settings as StrokeSettings
 from .strokes import paint_process, paintable_region
 

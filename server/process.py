@@ -257,6 +257,36 @@ def blend_words(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     return painted.view(np.uint32).reshape(-1)
 
 
+def premultiplied(pixels: np.ndarray) -> np.ndarray:
+    """Straight RGBA uint8 pixels, (H, W, 4) or (n, 4), as premultiplied RGBA uint8 of the same
+    shape: each colour times alpha / 255, rounded to the nearest level (as Pillow's "RGBa" and
+    skia hold them). Opaque pixels come back as they are, not copied."""
+    if is_opaque(pixels):
+        return pixels
+    if pixels.ndim == 3:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(pixels), "RGBA").convert("RGBa"))
+    out = pixels.copy()
+    out[..., :3] = (pixels[..., :3].astype(np.uint16) * pixels[..., 3:] + 127) // 255
+    return out
+
+
+def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """(n, 4) straight RGBA pixels that, composited over `below`, give `wanted` (as near as
+    normal blending can: paint laid over only adds opacity)."""
+    da = below[:, 3:].astype(np.float32) / 255.0
+    wa = wanted[:, 3:].astype(np.float32) / 255.0
+    alpha = np.where(da >= 1.0, 1.0, np.clip((wa - da) / np.maximum(1.0 - da, 1e-6), 0, 1))
+    alpha = np.where(wa >= 1.0, 1.0, alpha)
+    below_rgb = below[:, :3] * da * (1 - alpha)
+    rgb = (wanted[:, :3] * np.maximum(wa, alpha + da * (1 - alpha)) - below_rgb) / np.maximum(
+        alpha, 1e-6
+    )
+    out = np.empty_like(wanted)
+    out[:, :3] = np.clip(np.rint(rgb), 0, 255)
+    out[:, 3:] = np.rint(alpha * 255)
+    return out
+
+
 LANES = np.uint32(0x00FF00FF)
 
 

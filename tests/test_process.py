@@ -10,8 +10,11 @@ from paintstep.process import (
     composite,
     crop_to_paint,
     frames,
+    premultiplied,
+    solve_over,
     thumbnail,
 )
+from PIL import Image
 
 
 def random_rgba(rng, shape, opaque=False):
@@ -166,3 +169,30 @@ def test_a_thumbnail_kept_up_to_date_matches_one_made_afresh(shape):
         y1, x1 = rng.integers(y0 + 1, shape[0] + 1), rng.integers(x0 + 1, shape[1] + 1)
         frame[y0:y1, x0:x1] = random_rgba(rng, (y1 - y0, x1 - x0))
         assert np.array_equal(kept.update(frame, x0, y0, x1, y1), thumbnail(frame))
+
+
+def test_premultiplied_is_pillows_rgba_for_pictures_and_pixel_lists():
+    rng = np.random.default_rng(3)
+    picture = random_rgba(rng, (40, 30))
+    pillow = np.asarray(Image.fromarray(picture, "RGBA").convert("RGBa"))
+    assert np.array_equal(premultiplied(picture), pillow)
+    assert np.array_equal(premultiplied(picture.reshape(-1, 4)), pillow.reshape(-1, 4))
+    exact = np.rint(picture[..., :3] * (picture[..., 3:] / 255.0))
+    assert np.array_equal(premultiplied(picture)[..., :3], exact)
+    opaque = random_rgba(rng, (5, 5), opaque=True)
+    assert premultiplied(opaque) is opaque
+
+
+def test_solve_over_gives_paint_that_composited_reaches_the_wanted_pixel():
+    rng = np.random.default_rng(5)
+    below = random_rgba(rng, (2000,))
+    below[:, 3] = np.where(below[:, 3] > 200, 255, below[:, 3])  # nearly opaque: ill-posed
+    laid = random_rgba(rng, (2000,))
+    laid[:, 3] = np.maximum(laid[:, 3], 64)
+    wanted = blend_over(below[None], laid[None])[0]  # reachable by construction
+    paint = solve_over(below, wanted)
+    reached = reference_over(below.astype(float), paint.astype(float))
+    assert np.abs(reached[:, 3] - wanted[:, 3]).max() <= 1
+    assert np.abs(reached[:, :3] - wanted[:, :3]).max() <= 3
+    opaque = solve_over(below, random_rgba(rng, (2000,), opaque=True))
+    assert (opaque[:, 3] == 255).all()

@@ -5,7 +5,8 @@ about 1 px), compare the canvas with the goal blurred to that brush's scale, and
 is still wrong, start a stroke at its worst pixel that follows the image's contours
 (perpendicular to the gradient) until the canvas there is already closer to the goal than the
 stroke's colour. The largest brush lays in all of the paper loosely; detail brushes go only where
-the goal has detail. Glazes then close what the strokes left, a part at a time, so the process
+the goal has detail; on a started canvas a wash first moves the large shapes' tones (wash.py).
+Glazes then close what the strokes left, a part at a time, so the process
 ends on the goal without a step that pastes it in. Each brush size gets steps by how far it takes
 the error down on a log scale, and each step takes away a like part of what is left.
 """
@@ -43,6 +44,7 @@ from .raster import (
 )
 from .step_deal import deal_steps, split_by_progress
 from .stroke_plan import DETAIL_RADIUS, as_painted, painting_order, plan_level
+from .wash import wash_layer
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,19 @@ def paint_process(
     if width * height >= band_render.PARALLEL_AREA:
         band_render.warm()  # the helpers start while the preview runs
     radii = brush_radii(width, height, settings.detail)
-    shares, ratios, errors = estimate_shares(frame, goal, paintable, radii, settings, request.seed)
+    # A started canvas is first washed where its large shapes are a few levels off (wash.py).
+    washes = request.target is not None and request.steps >= WASH_STEPS
+    shares, ratios, errors = estimate_shares(
+        frame, goal, paintable, radii, settings, request.seed, washes
+    )
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
-    counts = deal_steps(request.steps, shares)
     try:
-        yield from paint_steps(request, painter, radii, counts, ratios, errors, cancel)
+        first = painter.wash(radii[1], 1) if washes else None
+        if first is not None:
+            yield first
+        counts = deal_steps(request.steps - (first is not None), shares)
+        start = int(first is not None)
+        yield from paint_steps(request, painter, radii, counts, ratios, errors, cancel, start)
     finally:
         band_render.release()  # a server keeps running between jobs
 
@@ -139,9 +149,10 @@ def paint_steps(
     ratios: list[float],
     errors: list[float],
     cancel: threading.Event,
+    start: int = 0,
 ) -> Iterator[StepLayer]:
-    """The steps of each brush size in turn, as dealt."""
-    index, spare = 0, 0
+    """The steps of each brush size in turn, as dealt, after the first `start` steps."""
+    index, spare = start, 0
     for level, radius in enumerate(radii):
         if cancel.is_set():
             return
@@ -149,7 +160,7 @@ def paint_steps(
         count = counts[level] + spare
         if count == 0:
             continue
-        plan = painter.plan(radius, finest, lay_in=level == 0, first=index == 0, count=count)
+        plan = painter.plan(radius, finest, lay_in=level == 0, first=index == start, count=count)
         # A size with fewer strokes than steps hands the rest on to the next, and one that
         # would take away next to nothing of the error left hands on all of them.
         spare = 0 if finest else max(0, count - len(plan.items))
@@ -178,6 +189,7 @@ def estimate_shares(
     radii: list[float],
     settings: Settings,
     seed: int,
+    washes: bool = False,
 ) -> tuple[list[float], list[float], list[float]]:
     """How much of the process each brush size is, from a quick run at a small size.
 
@@ -200,9 +212,11 @@ def estimate_shares(
     area = max(int(paintable.sum()), 1)
     rng = np.random.default_rng(seed)
     painter = Painter(frame, goal, paintable, settings, rng, preview=True, scale=scale)
+    if washes:  # the sizes share what the wash leaves
+        painter.wash(radii[1] * scale, 0)
     # The error a finished process is left with: about half the tolerance on each pixel.
     floor = max(settings.tolerance, 1) / 2 / 255 * area
-    errors = [float(colour_distance(premultiply(frame), painter.goal_pm)[paintable].sum())]
+    errors = [float(colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum())]
     progress, previous = [], errors[0]
     for level, radius in enumerate(radii):
         finest = level == len(radii) - 1
@@ -403,6 +417,18 @@ class Painter:
             level = self.settings.tolerance
             where = self.paintable[window] & ((residual > level) | painted)
             glaze_layer(layer, x0, y0, self.frame, self.goal, where, level)
+        return self.lay(layer, x0, y0, index)
+
+    def wash(self, radius: float, index: int) -> StepLayer | None:
+        """Step `index` as a wash over the large shapes a brush of `radius` sees (wash.py), or
+        None when they are all close enough."""
+        tolerance = self.settings.tolerance
+        washed = wash_layer(self.frame, self.goal, self.paintable, radius, tolerance)
+        return None if washed is None else self.lay(*washed, index)
+
+    def lay(self, layer: np.ndarray, x0: int, y0: int, index: int) -> StepLayer:
+        """The layer (placed at x0, y0) as step `index`, cropped to its paint and laid on the
+        canvas."""
         pixels, x, y = crop_to_paint(layer, x0, y0)
         step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
@@ -453,6 +479,7 @@ def brush_radii(width: int, height: int, detail: float) -> list[float]:
     return radii
 
 
+WASH_STEPS = 4  # steps at the least for a started canvas's first to be a wash
 FIRST_OPACITY = 0.6  # the first brush size painted goes on this much thinner: a loose lay-in
 DETAIL_CONTRAST = 16  # levels: the goal has detail where it is this far from itself blurred
 SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at every size

@@ -2,6 +2,7 @@
 
     python bench/quality.py [--width 512] [--steps 16] [--photos astronaut,coffee,...]
                             [--starts blank,blur,blocks,sketch,holes] [--seeds 0,1,2]
+                            [--option bristles=0.6 ...]
 
 On scikit-image's bundled photos (hubble_deep_field is dark, moon is low in contrast), from
 blank paper and from half-finished canvases of four kinds (tests/starts.py: blur, blocks,
@@ -70,11 +71,15 @@ TARGETS = {
 STRUCTURE_SEEN = 2.0  # levels: a smaller structure error of the start is not a block-in's
 
 
-def request_for(target: np.ndarray, start: str, seed: int, steps: int) -> PaintRequest:
+def request_for(
+    target: np.ndarray, start: str, seed: int, steps: int, options: dict | None = None
+) -> PaintRequest:
     """The request of a run: reconstruct from blank paper, or semi-to-complete from a start."""
+    options = options or {}
     if start == "blank":
-        return PaintRequest(target, steps=steps, seed=seed)
-    return PaintRequest(STARTS[start](target, seed), target, steps=steps, seed=seed)
+        return PaintRequest(target, steps=steps, seed=seed, options=options)
+    canvas = STARTS[start](target, seed)
+    return PaintRequest(canvas, target, steps=steps, seed=seed, options=options)
 
 
 def measure(request: PaintRequest) -> dict[str, float]:
@@ -110,9 +115,9 @@ def measure(request: PaintRequest) -> dict[str, float]:
     return figures
 
 
-def run(job: tuple[str, str, int, int, int]) -> dict[str, float]:
-    name, start, seed, width, steps = job
-    return measure(request_for(photo(name, width), start, seed, steps))
+def run(job: tuple[str, str, int, int, int, dict]) -> dict[str, float]:
+    name, start, seed, width, steps, options = job
+    return measure(request_for(photo(name, width), start, seed, steps, options))
 
 
 def meets(key: str, value: float) -> bool:
@@ -148,20 +153,36 @@ def main() -> int:
     parser.add_argument("--starts", default="blank," + ",".join(STARTS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--workers", type=int, default=2, help="processes painting at once")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an engine option for every run (paintstep engines lists them)",
+    )
     args = parser.parse_args()
+    options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
     names = args.photos.split(",")
     starts = args.starts.split(",")
     unknown = [s for s in starts if s != "blank" and s not in STARTS]
     if unknown:
         parser.error(f"unknown start {unknown[0]!r}: choose from blank, {', '.join(STARTS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(n, s, seed, args.width, args.steps) for n in names for s in starts for seed in seeds]
+    jobs = [
+        (n, s, seed, args.width, args.steps, options)
+        for n in names
+        for s in starts
+        for seed in seeds
+    ]
     label = max(len(n) for n in names)
     header = " ".join(f"{key:>9}" for key in TARGETS)
     print(f"{'photo':{label}} {'start':6} {'seed':>4} {header}")
     by_start: dict[str, list[dict[str, float]]] = {s: [] for s in starts}
     with ProcessPoolExecutor(args.workers) as pool:
-        for (name, start, seed, _, _), figures in zip(jobs, pool.map(run, jobs)):
+        for (name, start, seed, *_), figures in zip(jobs, pool.map(run, jobs)):
             by_start[start].append(figures)
             print(f"{name:{label}} {start:6} {seed:4} {cells(figures)}", flush=True)
     print(f"\nworst over {len(names)} photos and {len(seeds)} seeds:")

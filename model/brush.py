@@ -10,6 +10,8 @@ import skia
 from paintstep.process import is_opaque
 from PIL import Image
 
+from .bristles import hair_paints
+
 
 @dataclass
 class Strokes:
@@ -18,18 +20,26 @@ class Strokes:
     points: (n, K, 2) float32 x, y along each stroke; only the first `count` are used.
     color: (n, 4) float32 straight RGBA in 0..1, alpha being the stroke's opacity.
     radius: (n,) float32 half the brush width in px.
+    bristles: how much the brush's hairs show in the strokes (bristles.py), 0 for none.
     """
 
     points: np.ndarray
     count: np.ndarray
     color: np.ndarray
     radius: np.ndarray
+    bristles: float = 0.0
 
     def __len__(self) -> int:
         return len(self.count)
 
     def take(self, index: np.ndarray | slice) -> Strokes:
-        return Strokes(self.points[index], self.count[index], self.color[index], self.radius[index])
+        return Strokes(
+            self.points[index],
+            self.count[index],
+            self.color[index],
+            self.radius[index],
+            self.bristles,
+        )
 
     def enlarged(self, factor: int, shape: tuple[int, int]) -> Strokes:
         """These strokes, planned on a copy reduced `factor` times, on the full (height, width)
@@ -38,7 +48,7 @@ class Strokes:
         points = self.points * factor + (factor - 1) / 2
         np.clip(points[..., 0], 0, width - 1, out=points[..., 0])
         np.clip(points[..., 1], 0, height - 1, out=points[..., 1])
-        return Strokes(points, self.count, self.color, self.radius * factor)
+        return Strokes(points, self.count, self.color, self.radius * factor, self.bristles)
 
     def paint_amount(self) -> np.ndarray:
         """Roughly how many pixels' worth of paint each stroke lays down."""
@@ -81,6 +91,7 @@ def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
     left, left_mid, right, right_mid, end, start = outlines(strokes)
     dabs = np.concatenate([strokes.points[:, 0], strokes.radius[:, None]], axis=1).tolist()
     still = np.ptp(strokes.points, axis=1).max(axis=1, initial=0.0) == 0 if len(strokes) else []
+    hairs = hair_paints(strokes.points, strokes.count, strokes.radius, argb, strokes.bristles)
     for i, count in enumerate(strokes.count.tolist()):
         if count < 1:
             continue
@@ -102,6 +113,9 @@ def draw_strokes(canvas: skia.Canvas, strokes: Strokes) -> None:
             path.conicTo(cap[0], cap[1], cap[2], cap[3], ROUND)
             path.conicTo(cap[4], cap[5], cap[6], cap[7], ROUND)
             path.close()
+        if hairs[i] is not None:
+            canvas.drawPath(path, hairs[i])
+            continue
         paint.setColor(argb[i])
         canvas.drawPath(path, paint)
 

@@ -54,6 +54,7 @@ class Settings:
     jitter: float
     tolerance: int
     threshold: float
+    bristles: float
 
 
 class StrokesEngine(Engine):
@@ -85,6 +86,14 @@ class StrokesEngine(Engine):
             "How wrong (0-1) an area must be before a brush paints it.",
             0.005,
             0.5,
+        ),
+        EngineOption(
+            "bristles",
+            float,
+            0.0,
+            "How much the brush's hairs show in its strokes: 0 smooth paint, 1 a dry brush.",
+            0.0,
+            1.0,
         ),
     )
 
@@ -390,6 +399,7 @@ class Painter:
         """Paint these items as step `index`; the last step also finishes all that is left."""
         height, width = self.paintable.shape
         batch = plan.strokes.take(items[items >= 0])
+        batch.bristles = self.settings.bristles
         glazes = np.sort(-1 - items[items < 0])
         x0, y0, x1, y1 = (0, 0, width, height) if last else batch.bounds(width, height)
         for glaze in glazes:

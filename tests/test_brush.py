@@ -32,3 +32,32 @@ def test_a_dab_is_a_round_spot_of_the_brush_size():
     assert abs((xs.max() - xs.min()) - (ys.max() - ys.min())) <= 1
     assert 18 <= xs.max() - xs.min() + 1 <= 21
     assert abs(painted.sum() - np.pi * 10**2) < 0.08 * np.pi * 10**2
+
+
+def turned(strokes):
+    """The stroke drawn down the layer instead of across it (x and y swapped)."""
+    points = strokes.points[..., ::-1].copy()
+    return Strokes(points, strokes.count, strokes.color, strokes.radius, strokes.bristles)
+
+
+def test_bristles_leave_streaks_along_the_stroke_and_none_when_off():
+    smooth = one_stroke(12)
+    hairy = one_stroke(12)
+    hairy.bristles = 0.8
+    plain = render_layer(smooth, 0, 0, 160, 80)[34:47, 40:100, 3].astype(float)
+    assert plain.std() < 1  # no texture: the stroke's inside is one opacity
+    streaks = render_layer(hairy, 0, 0, 160, 80)[34:47, 40:100, 3].astype(float)
+    assert streaks.mean() < plain.mean() - 10  # the driest hairs leave paint out
+    across = streaks.std(axis=0).mean()  # from hair to hair
+    along = streaks.std(axis=1).mean()  # along one hair
+    assert across > 15 and along < 0.6 * across
+    # The hairs turn with the stroke.
+    down = render_layer(turned(hairy), 0, 0, 80, 160)[40:100, 34:47, 3].astype(float)
+    assert down.std(axis=1).mean() > 15 and down.std(axis=0).mean() < 0.6 * across
+
+
+def test_a_thin_brush_stays_smooth_with_bristles():
+    smooth = one_stroke(12, radius=2.0)
+    hairy = one_stroke(12, radius=2.0)
+    hairy.bristles = 1.0
+    assert np.array_equal(render_layer(smooth, 0, 0, 80, 60), render_layer(hairy, 0, 0, 80, 60))

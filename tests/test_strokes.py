@@ -74,9 +74,10 @@ def test_the_process_is_the_same_on_one_core_and_on_several(monkeypatch):
         for request in (
             PaintRequest(target, steps=10, seed=2),
             PaintRequest(start, target, steps=10),
+            PaintRequest(target, steps=6, seed=1, options={"bristles": 0.6}),
         ):
             layers.setdefault(threads, []).extend(paint(request))
-    assert len(layers["1"]) == len(layers["4"]) == 20
+    assert len(layers["1"]) == len(layers["4"]) == 26
     for one, several in zip(layers["1"], layers["4"]):
         assert one.bbox == several.bbox and np.array_equal(one.pixels, several.pixels)
 
@@ -308,3 +309,16 @@ def test_a_dab_is_judged_by_what_it_paints_around_its_centre_too():
     )
     gain, change = improvement(dab, sky, star)
     assert gain[0] < WORTH * change[0]
+
+
+def test_with_bristles_the_strokes_show_hairs_and_the_process_still_ends_on_the_picture(coffee):
+    smooth = list(paint(PaintRequest(coffee, steps=8, seed=3)))
+    hairy = list(paint(PaintRequest(coffee, steps=8, seed=3, options={"bristles": 0.8})))
+    # The lay-in's strokes are streaky: their paint's opacity varies inside each layer.
+    def spread(layer):
+        alpha = layer.pixels[..., 3]
+        return float(alpha[alpha > 0].std())
+
+    assert spread(hairy[0]) > spread(smooth[0]) + 10
+    final = list(frames(PaintRequest(coffee).first_frame(), hairy))[-1]
+    assert np.abs(final.astype(int) - coffee).max() <= 4

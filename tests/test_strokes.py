@@ -314,6 +314,7 @@ def test_a_dab_is_judged_by_what_it_paints_around_its_centre_too():
 def test_with_bristles_the_strokes_show_hairs_and_the_process_still_ends_on_the_picture(coffee):
     smooth = list(paint(PaintRequest(coffee, steps=8, seed=3)))
     hairy = list(paint(PaintRequest(coffee, steps=8, seed=3, options={"bristles": 0.8})))
+
     # The lay-in's strokes are streaky: their paint's opacity varies inside each layer.
     def spread(layer):
         alpha = layer.pixels[..., 3]

@@ -6,8 +6,10 @@ For each size it runs the engine on a photo (scikit-image's astronaut, scaled up
 process and prints the time to the first step and to the last, the peak memory of that process,
 and each time as a ratio to a reference measured in the same process: one numpy pass over the
 same image (float32 conversion, a multiply and a sum).
-Targets (strokes issue): 1024 px, 32 steps <= 2 s, first step <= 0.5 s;
-4096 px <= 15 s with peak memory <= 1.5 GB.
+Targets (strokes issue 12): 1024 px, 32 steps <= 2 s, first step <= 0.5 s; 4096 px <= 15 s with
+peak memory <= 1.5 GB; (issue 20) 1.2 s and 10 s. Those seconds were set on 2026-11-25, when
+the reference took 1.6 ms at 1024 px and 56 ms at 4096 px; as ratios to the reference they are
+the targets on any machine and any day, and `total/ref` is printed beside them (`!` a miss).
 
 Then it runs `paintstep paint` on the same picture (the real command in a subprocess, from
 starting Python to the last file written, with its default outputs unless --outputs says
@@ -59,6 +61,22 @@ print(json.dumps({"first": first, "total": total, "reference": reference, "peak_
 """
 
 
+# Size: (the reference's seconds on 2026-11-25, issue 12's target, issue 20's target).
+TARGETS = {1024: (1.6e-3, 2.0, 1.2), 4096: (56e-3, 15.0, 10.0)}
+
+
+def target_cells(size: int, ratio: float) -> str:
+    """The engine's total/ref against each issue's target as a ratio, or blanks for a size
+    that has none."""
+    if size not in TARGETS:
+        return f"{'-':>8} {'-':>8}"
+    reference, *seconds = TARGETS[size]
+    return " ".join(
+        f"{target / reference:>7.0f}{' ' if ratio <= target / reference else '!'}"
+        for target in seconds
+    )
+
+
 def astronaut(size: int, path: Path) -> None:
     """The engine's picture, as a file for the command (the same pixels)."""
     from PIL import Image
@@ -94,7 +112,8 @@ def main() -> int:
     args = parser.parse_args()
     print(
         f"{'size':>6} {'steps':>5} {'load':>5} {'first s':>8} {'total s':>8} {'ref ms':>7} "
-        f"{'first/ref':>9} {'total/ref':>9} {'peak MB':>8} {'command s':>9} "
+        f"{'first/ref':>9} {'total/ref':>9} {'#12 ref':>8} {'#20 ref':>8} {'peak MB':>8} "
+        f"{'command s':>9} "
         f"{'cmd/engine':>10} {'cmd CPU':>7}"
     )
     with tempfile.TemporaryDirectory() as pictures:
@@ -113,7 +132,9 @@ def main() -> int:
             print(
                 f"{size:>6} {args.steps:>5} {load:>5.1f} {r['first']:>8.2f} {r['total']:>8.2f} "
                 f"{r['reference'] * 1000:>7.1f} {r['first'] / r['reference']:>9.0f} "
-                f"{r['total'] / r['reference']:>9.0f} {r['peak_mb']:>8.0f} {wall:>9.2f} "
+                f"{r['total'] / r['reference']:>9.0f} "
+                f"{target_cells(size, r['total'] / r['reference'])} {r['peak_mb']:>8.0f} "
+                f"{wall:>9.2f} "
                 f"{wall / r['total']:>10.2f} {cpu:>7.2f}"
             )
     return 0

@@ -135,7 +135,7 @@ def paint_process(
     radii = brush_radii(width, height, settings.detail)
     # A started canvas is first washed where its large shapes are a few levels off (wash.py).
     washes = request.target is not None and request.steps >= WASH_STEPS
-    shares, ratios, errors = estimate_shares(
+    shares, ratios, errors, washes = estimate_shares(
         frame, goal, paintable, radii, settings, request.seed, washes
     )
     painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
@@ -199,11 +199,12 @@ def estimate_shares(
     settings: Settings,
     seed: int,
     washes: bool = False,
-) -> tuple[list[float], list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float], bool]:
     """How much of the process each brush size is, from a quick run at a small size.
 
     Returns each size's share, the ratio of the error left after it to the error before it,
-    and the error before it (summed over the paintable pixels, as at full size).
+    the error before it (summed over the paintable pixels, as at full size), and whether a wash
+    comes first: asked for (`washes`) and worth a step of its own.
     A size's share is how much it takes the error down on a log scale, as an eye judges
     progress: steps are dealt so that each takes away a like part of what is left. A size gets
     no share (0) when the next smaller brush gets the picture closer to the goal for each pixel
@@ -221,11 +222,17 @@ def estimate_shares(
     area = max(int(paintable.sum()), 1)
     rng = np.random.default_rng(seed)
     painter = Painter(frame, goal, paintable, settings, rng, preview=True, scale=scale)
-    if washes:  # the sizes share what the wash leaves
-        painter.wash(radii[1] * scale, 0)
+    def error() -> float:
+        return float(colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum())
+
+    if washes:  # the sizes share what the wash leaves, if it takes enough away for a step
+        unwashed, before = painter.frame.copy(), error()
+        washes = painter.wash(radii[1] * scale, 0) is not None
+        if washes and error() > (1 - WASH_WORTH) * before:
+            painter.frame[...], washes = unwashed, False
     # The error a finished process is left with: about half the tolerance on each pixel.
     floor = max(settings.tolerance, 1) / 2 / 255 * area
-    errors = [float(colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum())]
+    errors = [error()]
     progress, previous = [], errors[0]
     for level, radius in enumerate(radii):
         finest = level == len(radii) - 1
@@ -233,10 +240,10 @@ def estimate_shares(
         before = painter.frame.copy()
         painter.paint(plan, plan.items, 0, last=finest)
         changed = np.count_nonzero(np.any(painter.frame != before, axis=2))
-        error = colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum()
-        progress.append((previous - float(error)) / changed if changed else 0.0)
-        previous = float(error)
-        errors.append(max(float(error), floor))
+        left = error()
+        progress.append((previous - left) / changed if changed else 0.0)
+        previous = left
+        errors.append(max(left, floor))
     errors = [max(error, floor) for error in errors]
     ratios = [min(1.0, after / before) for before, after in zip(errors, errors[1:])]
     # A size the preview can see (a brush of a pixel or more there) and finds next to nothing
@@ -258,7 +265,7 @@ def estimate_shares(
         # the structure error, against 53-80 % when refining starts at the size below
         # (docs/benchmarks.md).
         shares[1] = 0.0
-    return shares, ratios, [error / scale**2 for error in errors[:-1]]
+    return shares, ratios, [error / scale**2 for error in errors[:-1]], washes
 
 
 ESTIMATE_SIDE = 192  # px: the size of the quick run that estimates each brush's share of paint
@@ -490,6 +497,7 @@ def brush_radii(width: int, height: int, detail: float) -> list[float]:
 
 
 WASH_STEPS = 4  # steps at the least for a started canvas's first to be a wash
+WASH_WORTH = 0.05  # of the error, at the least, that a wash takes away to be a step
 FIRST_OPACITY = 0.6  # the first brush size painted goes on this much thinner: a loose lay-in
 DETAIL_CONTRAST = 16  # levels: the goal has detail where it is this far from itself blurred
 SMALLEST_RADIUS = 1.0  # px: the finest brush reaches a picture's own detail at every size

@@ -47,8 +47,10 @@ def wash_layer(
     canvas = np.ascontiguousarray(frame[window])
     wanted = np.ascontiguousarray(goal[window])
     offset = large_offset(canvas, wanted, radius)
-    far = np.abs(offset).max(axis=2)
-    where = where[window] & (far > tolerance) & (far < REACH)
+    # How far off the large shapes are, each pixel counted in full: beyond REACH (paper where
+    # the goal is dark) the strokes repaint, and the wash fades out before.
+    far = np.abs(large_offset(canvas, wanted, radius, limit=255)).max(axis=2)
+    where = where[window] & (np.abs(offset).max(axis=2) > tolerance) & (far < REACH)
     if not where.any():
         return None
     # The pixels that may not move (finished, or off by much) pull the washed ones' large
@@ -72,15 +74,19 @@ def wash_layer(
     return layer, x0, y0
 
 
-def large_offset(canvas: np.ndarray, goal: np.ndarray, radius: float) -> np.ndarray:
+def large_offset(
+    canvas: np.ndarray, goal: np.ndarray, radius: float, limit: int = GLAZE
+) -> np.ndarray:
     """(h, w, 3) int16: how far the opaque `goal` is from the opaque `canvas` in the large, each
-    pixel's own difference limited to GLAZE levels before it is blurred: a few bright stars on
-    a dark sky do not lighten the sky around them (a mean would, and move it off its goal)."""
+    pixel's own difference limited to `limit` levels before it is blurred: a few bright stars
+    on a dark sky do not lighten the sky around them (a mean would, and move it off its goal)."""
     difference = goal[..., :3].astype(np.int16) - canvas[..., :3]
-    biased = np.empty_like(canvas)
-    biased[..., :3] = np.clip(difference, -GLAZE, GLAZE) + 128
-    biased[..., 3] = 255
-    return blur(biased, radius)[..., :3].astype(np.int16) - 128
+    if limit < 128:  # a blur of differences biased into 0..255
+        biased = np.empty_like(canvas)
+        biased[..., :3] = np.clip(difference, -limit, limit) + 128
+        biased[..., 3] = 255
+        return blur(biased, radius)[..., :3].astype(np.int16) - 128
+    return blur(goal, radius)[..., :3].astype(np.int16) - blur(canvas, radius)[..., :3]
 
 
 ROUNDS = 3  # times the offset is measured: once on the canvas, then on the canvas washed

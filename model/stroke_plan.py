@@ -44,19 +44,21 @@ def plan_level(
     # A cell needs this brush when the canvas is off at the brush's own scale: a smooth block-in
     # already right in its large shapes gets no big strokes, only the detail it lacks.
     size = max(2, int(round(spacing)))
-    error = squared_distance(canvas, reference)
-    error *= paintable
-    if detail:
-        # Detail brushes go only where some pixel is still visibly off: what is closer than
-        # that is left to the glazes.
-        wanted = cell_max(error, size) > GLAZE**2
-    else:
-        seen = colour_distance(
-            box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size)
-        )
-        seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
-        wanted = seen > threshold
-    starts = worst_cells(error, wanted, size)
+    starts = np.zeros((0, 2), np.int64)
+    if paintable.any():  # (detail brushes on a picture without fine detail: nowhere)
+        error = squared_distance(canvas, reference)
+        error *= paintable
+        if detail:
+            # Detail brushes go only where some pixel is still visibly off: what is closer
+            # than that is left to the glazes.
+            wanted = cell_max(error, size) > GLAZE**2
+        else:
+            seen = colour_distance(
+                box_reduce(canvas, "RGBa", size), box_reduce(reference, "RGBa", size)
+            )
+            seen *= box_reduce(paintable.astype(np.uint8) * 255, "L", size) / np.float32(255)
+            wanted = seen > threshold
+        starts = worst_cells(error, wanted, size)
     if len(starts) == 0:
         nothing = np.zeros(0, np.float32)
         return (

@@ -54,7 +54,7 @@ class Settings:
     jitter: float
     tolerance: int
     threshold: float
-    bristles: float
+    bristles: float = 0.0  # smooth strokes unless asked (the diffusion engine builds its own)
 
 
 class StrokesEngine(Engine):

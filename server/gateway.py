@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -41,6 +42,41 @@ def unpredictable_routing_ids() -> None:
         pass
 
 
+def router_socket(context: zmq.Context, max_message_bytes: int) -> zmq.Socket:
+    """A ROUTER for clients, as the server's local socket and the gateway's TCP one are."""
+    unpredictable_routing_ids()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+    router.setsockopt(zmq.SNDHWM, 256)
+    router.setsockopt(zmq.RCVHWM, 64)
+    return router
+
+
+def curve_server(context: zmq.Context, router: zmq.Socket, keys: Path) -> tuple[Any, Path]:
+    """Make `router` a CURVE server with the keys in `keys`, admitting only the clients whose
+    public keys are in its `clients/`: the authenticator that does so, and that folder."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    from .keys import load_server_keys
+
+    public, secret, clients = load_server_keys(keys)
+    authenticator = ThreadAuthenticator(context)
+    authenticator.start()
+    authenticator.configure_curve(domain="*", location=str(clients))
+    router.curve_secretkey = secret
+    router.curve_publickey = public
+    router.curve_server = True
+    return authenticator, clients
+
+
+def cannot_listen(address: str, error: zmq.ZMQError) -> PaintError:
+    return PaintError(
+        f"Cannot listen on {address} ({error.strerror}); another server may be running there: "
+        "stop it or choose another --port."
+    )
+
+
 def serve(
     front: str,
     back: str,
@@ -52,25 +88,10 @@ def serve(
     """Listen on `front` and pass everything to `back`; puts into `reload` what reads the
     allowed client keys again."""
     context = zmq.Context()
-    unpredictable_routing_ids()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-    router.setsockopt(zmq.SNDHWM, 256)
-    router.setsockopt(zmq.RCVHWM, 64)
+    router = router_socket(context, max_message_bytes)
     if keys is not None:
-        from zmq.auth.thread import ThreadAuthenticator
-
-        from .keys import load_server_keys
-
-        public, secret, clients = load_server_keys(keys)
-        authenticator = ThreadAuthenticator(context)
-        authenticator.start()
-        authenticator.configure_curve(domain="*", location=str(clients))
+        authenticator, clients = curve_server(context, router, keys)
         reload.append(lambda: authenticator.configure_curve(domain="*", location=str(clients)))
-        router.curve_secretkey = secret
-        router.curve_publickey = public
-        router.curve_server = True
     for attempt in range(20):
         try:
             router.bind(front)
@@ -78,10 +99,7 @@ def serve(
         except zmq.ZMQError as error:
             # A gateway whose server was killed lets the port go within half a second.
             if error.errno != zmq.EADDRINUSE or attempt == 19:
-                raise PaintError(
-                    f"Cannot listen on {front} ({error.strerror}); another server may be "
-                    "running there: stop it or choose another --port."
-                ) from None
+                raise cannot_listen(front, error) from None
             time.sleep(0.1)
     server = context.socket(zmq.DEALER)
     server.setsockopt(zmq.LINGER, 0)

@@ -785,9 +785,8 @@ def test_a_job_queued_behind_a_long_one_waits_for_its_turn(tmp_path, monkeypatch
 
 def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypatch):
     """Reading a large job back takes seconds: the server answers everyone meanwhile."""
-    from paintstep import serve
     from paintstep.result import load_result
-    from paintstep.serve import Server, Settings
+    from paintstep.serve import Server, Settings, worker
 
     address = f"tcp://127.0.0.1:{free_port()}"
     server = Server(Settings(address=address, cache=tmp_path / "cache"))
@@ -804,7 +803,7 @@ def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypa
         request = PaintRequest(photo("coffee", 48), steps=4, seed=1)
         with Client(address, timeout=5) as client:
             events, steps = run_job(client, request)
-        monkeypatch.setattr(serve, "load_result", slow_load)
+        monkeypatch.setattr(worker, "load_result", slow_load)
         with Client(address, timeout=5) as fetching, Client(address, timeout=5) as other:
             asked = fetching.send(Message("fetch_job", job=events[0].job))
             assert reading.wait(30)

@@ -132,7 +132,7 @@ def say_hello_as(user: int | None, address: str) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs another user")
 def test_the_os_says_which_user_a_client_on_the_local_socket_runs_as():
-    from paintstep.serve import Server
+    from paintstep.serve.peers import same_user
 
     folder = Path(tempfile.mkdtemp(prefix="paintstep-peer-"))
     folder.chmod(0o755)
@@ -146,7 +146,7 @@ def test_the_os_says_which_user_a_client_on_the_local_socket_runs_as():
             say_hello_as(user, address)
             assert router.poll(10_000)
             frames = router.recv_multipart(copy=False)
-            assert Server.same_user(frames[1]) is same
+            assert same_user(frames[1]) is same
     finally:
         router.close()
         shutil.rmtree(folder)
@@ -236,9 +236,10 @@ def test_with_the_servers_budget_for_shared_memory_spent_layers_go_as_frames(tmp
     import threading
 
     from paintstep import serve
+    from paintstep.serve import peers
     from test_server import free_port
 
-    monkeypatch.setattr(serve, "MAX_SHARED_BYTES", 0)
+    monkeypatch.setattr(peers, "MAX_SHARED_BYTES", 0)
     address = f"tcp://127.0.0.1:{free_port()}"
     server = serve.Server(serve.Settings(address=address, cache=tmp_path / "cache"))
     thread = threading.Thread(target=server.run)

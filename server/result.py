@@ -24,6 +24,7 @@ import threading
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from PIL import Image
 from .animation import GifStream, Mp4Stream, animation_frame, timing, write_gif, write_mp4
 from .process import PaintError, StepLayer, composite, thumbnail
 
-__all__ = ["Result", "ResultWriter", "load_result", "animation_frame", "timing"]
+__all__ = ["JobState", "Result", "ResultWriter", "load_result", "animation_frame", "timing"]
 __all__ += ["write_gif", "write_mp4"]  # the animations' home is paintstep.animation
 
 FORMAT = "paintstep-result"
@@ -42,6 +43,28 @@ OUTPUTS = ("frames", "thumbs", "gif", "mp4")  # what a writer may write beyond t
 CHECKPOINT_STEPS = 8  # without "frames", every 8th frame is written all the same
 QUEUED_STEPS = 3  # steps waiting for a background writer: memory stays flat
 OWN_ENTRIES = ("manifest.json", "frames", "layers", "thumbs", "process.gif", "process.mp4")
+
+
+class JobState(str, Enum):
+    """How far a process has come: the "state" of a manifest and of the protocol's messages,
+    which carry these same strings."""
+
+    QUEUED = "queued"  # a server's job, waiting for a worker
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its writer stopped (a server killed) before it ended
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return self.value.__format__(spec)
+
+    @property
+    def ended(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
 
 
 @dataclass
@@ -56,8 +79,13 @@ class Result:
         return bool(self.manifest.get("complete"))
 
     @property
-    def state(self) -> str:
-        return str(self.manifest.get("state", "finished" if self.complete else "interrupted"))
+    def state(self) -> JobState:
+        """The manifest's state; a manifest without one (or with one this version does not
+        know) is finished when complete, else interrupted."""
+        try:
+            return JobState(self.manifest["state"])
+        except (KeyError, ValueError):
+            return JobState.FINISHED if self.complete else JobState.INTERRUPTED
 
     @property
     def steps(self) -> list[dict[str, Any]]:
@@ -178,7 +206,7 @@ class ResultWriter:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "complete": False,
-            "state": "running",
+            "state": JobState.RUNNING,
             "width": width,
             "height": height,
             **info,
@@ -291,7 +319,7 @@ class ResultWriter:
                 write_png(self.folder / self.steps_written[-1]["frame"], self.frame)
             self.close_animations()
             self.manifest["complete"] = True
-            self.end("finished")
+            self.end(JobState.FINISHED)
         except OSError as error:  # said as a sentence, as a failed write on the thread is
             self.failure = error
             self.manifest["complete"] = False
@@ -319,18 +347,19 @@ class ResultWriter:
         if first is not None and self.failure is None:
             raise first
 
-    def end(self, state: str, message: str = "") -> None:
+    def end(self, state: JobState | str, message: str = "") -> None:
         """Record how the process ended: finished, cancelled or failed (with a sentence).
 
         Steps still waiting to be written are dropped, and so are the files of a step whose
         writing was cut short: the folder holds the steps it lists, and no others."""
         self.stop_thread(drop_queued=True)
         self.close_animations()
+        state = JobState(state)
         self.manifest["state"] = state
         if message:
             self.manifest["message"] = message
         self.save_manifest()
-        if state != "finished":
+        if state != JobState.FINISHED:
             self.remove_unlisted()
 
     def remove_unlisted(self) -> None:

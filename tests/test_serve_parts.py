@@ -213,3 +213,26 @@ def test_events_from_many_threads_come_in_the_order_each_sent_them_and_wake_the_
         assert list(events.take()) == []
     finally:
         events.close()
+
+
+def test_job_states_are_the_same_strings_in_manifests_and_messages_as_before():
+    import msgpack
+    from paintstep.protocol import decode, encode
+    from paintstep.result import JobState, Result
+
+    written = ["queued", "running", "finished", "cancelled", "failed", "interrupted"]
+    assert [state.value for state in JobState] == written
+    for state in JobState:
+        assert json.loads(json.dumps({"state": state})) == {"state": state.value}
+        assert msgpack.unpackb(msgpack.packb(state)) == state.value == f"{state}" == str(state)
+        header = decode(encode(Message("done", {"state": state}, job="j"))).content
+        assert type(header["state"]) is str
+    assert [s.value for s in JobState if s.ended] == [
+        "finished",
+        "cancelled",
+        "failed",
+        "interrupted",
+    ]
+    # Manifests of older versions, with no state or one unknown here, are still read.
+    assert Result(None, {"complete": True}).state == JobState.FINISHED
+    assert Result(None, {"state": "paused", "complete": False}).state == JobState.INTERRUPTED

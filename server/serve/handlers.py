@@ -17,6 +17,7 @@ from .. import __version__
 from ..engines import engine_names, get_engine
 from ..process import MAX_STEPS, PaintError, PaintRequest
 from ..protocol import HEARTBEAT_SECONDS, PROTOCOL_VERSION, Message, ProtocolError, read_image
+from ..result import JobState
 from .jobs import Job, JobStore, Route, Turns, request_bytes
 from .peers import Peers
 from .settings import Settings
@@ -175,8 +176,10 @@ class Handlers:
             owner=route,
         )
         self.store.add(job)
-        position = len(self.turns.waiting()) + sum(1 for j in self.store if j.state == "running")
-        content = {"position": position, "steps": job.steps, "state": job.state}
+        position = len(self.turns.waiting()) + sum(
+            1 for j in self.store if j.state == JobState.RUNNING
+        )
+        content = {"position": position, "steps": job.steps, "state": job.state.value}
         self.send(route, Message("accepted", content, re=message.id, job=job_id))
         log.info(
             "job %s: %s, %d steps, %dx%d", job_id, job.engine, job.steps, job.width, job.height
@@ -229,7 +232,7 @@ class Handlers:
             job=job,
             route=route,
             re=message.id,
-            state={"position": 0, "steps": job.steps, "state": job.state},
+            state={"position": 0, "steps": job.steps, "state": job.state.value},
             upto=job.steps_done,
             recent=dict(job.recent),
             request=job.request,

@@ -19,15 +19,13 @@ from typing import Any
 
 from ..process import PaintError, PaintRequest, StepLayer
 from ..protocol import Message, ProtocolError, image_field
-from ..result import load_result
+from ..result import JobState, load_result
 
 log = logging.getLogger("paintstep.serve")
 
 # Where a message came from: the client's routing id on the local socket, or the gateway's
 # and then the client's on the gateway's TCP socket.
 Route = tuple[bytes, ...]
-
-ENDED = ("finished", "cancelled", "failed", "interrupted")
 
 
 @dataclass
@@ -41,7 +39,7 @@ class Job:
     width: int = 0
     height: int = 0
     created: float = field(default_factory=time.time)
-    state: str = "queued"
+    state: JobState = JobState.QUEUED
     steps_done: int = 0  # sent to clients
     stored: int = 0  # written to the job's folder
     recent: dict[int, Message] = field(default_factory=dict)  # sent, not yet stored
@@ -59,7 +57,7 @@ class Job:
             "job": self.id,
             "name": self.name,
             "meta": self.meta,
-            "state": self.state,
+            "state": self.state.value,
             "steps": self.steps,
             "steps_done": self.steps_done,
             "width": self.width,
@@ -70,7 +68,7 @@ class Job:
 
     @property
     def ended(self) -> bool:
-        return self.state in ENDED
+        return self.state.ended
 
     @property
     def request_bytes(self) -> int:
@@ -90,7 +88,7 @@ class Job:
         return Message("step", content, buffers, job=self.id)
 
     def done_message(self, re: str | None = None) -> Message:
-        content = {"state": self.state, "steps": self.steps_done}
+        content = {"state": self.state.value, "steps": self.steps_done}
         return Message("done", content, re=re, job=self.id)
 
 
@@ -161,9 +159,9 @@ class JobStore:
             steps_done=len(result.steps),
             stored=len(result.steps),
         )
-        if job.state in ("running", "queued"):
-            job.state = "interrupted"
-            manifest["state"] = "interrupted"
+        if not job.state.ended:
+            job.state = JobState.INTERRUPTED
+            manifest["state"] = JobState.INTERRUPTED.value
             manifest["message"] = "The server stopped while painting this job."
             (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
         self.jobs[job.id] = job

@@ -15,7 +15,7 @@ from typing import Any
 from ..engines import get_engine
 from ..process import PaintError, PaintRequest, StepLayer
 from ..protocol import Message, image_field
-from ..result import ResultWriter, load_result
+from ..result import JobState, ResultWriter, load_result
 from .jobs import Job, Route, Turns
 
 log = logging.getLogger("paintstep.serve")
@@ -32,7 +32,7 @@ class JobEvent:
 
     job: str
     message: Message | None = None
-    state: str | None = None
+    state: JobState | None = None
     steps_done: int | None = None  # `message` is that step
     stored: int | None = None
 
@@ -105,9 +105,11 @@ def paint(job: Job, events: Events) -> None:
     if request is None:
         return
     if job.cancel.is_set():
-        report(Message("done", {"state": "cancelled", "steps": 0}, job=job.id), state="cancelled")
+        content = {"state": JobState.CANCELLED.value, "steps": 0}
+        report(Message("done", content, job=job.id), state=JobState.CANCELLED)
         return
-    report(Message("progress", {"done": 0.0, "stage": "planning"}, job=job.id), state="running")
+    content = {"done": 0.0, "stage": "planning"}
+    report(Message("progress", content, job=job.id), state=JobState.RUNNING)
     info = {
         "engine": job.engine,
         "seed": request.seed,
@@ -139,23 +141,24 @@ def paint(job: Job, events: Events) -> None:
             writer.add(step)
             report(stored=done)
             progress(done / request.steps, "painting")
-        state = "cancelled" if job.cancel.is_set() and done < request.steps else "finished"
-        if state == "finished":
+        cut = job.cancel.is_set() and done < request.steps
+        state = JobState.CANCELLED if cut else JobState.FINISHED
+        if state == JobState.FINISHED:
             writer.finish()
         else:
             writer.end(state)
         log.info("job %s: %s after %d steps", job.id, state, done)
-        report(Message("done", {"state": state, "steps": done}, job=job.id), state=state)
+        report(Message("done", {"state": state.value, "steps": done}, job=job.id), state=state)
     except PaintError as error:
-        writer.end("failed", str(error))
+        writer.end(JobState.FAILED, str(error))
         content = {"code": "bad_request", "message": str(error)}
-        report(Message("error", content, job=job.id), state="failed")
+        report(Message("error", content, job=job.id), state=JobState.FAILED)
     except Exception as error:
         log.exception("job %s failed", job.id)
-        writer.end("failed", f"The engine failed: {error}")
+        writer.end(JobState.FAILED, f"The engine failed: {error}")
         text = f"The {job.engine} engine failed ({error}); see the server's log."
         content = {"code": "engine_failed", "message": text}
-        report(Message("error", content, job=job.id), state="failed")
+        report(Message("error", content, job=job.id), state=JobState.FAILED)
 
 
 @dataclass

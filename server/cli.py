@@ -26,6 +26,7 @@ from .result import (
     check_folder,
     clear_result,
     only_set_up,
+    run_info,
 )
 
 SAMPLE = "coffee.jpg"
@@ -441,10 +442,7 @@ def paint(args: argparse.Namespace, client) -> int:
 
     out = Path(args.out)
     frame = request.first_frame()
-    info = {"engine": engine.name, "seed": request.seed, "steps_planned": request.steps}
-    info["options"] = settings
-    if request.prompt:
-        info["prompt"] = request.prompt
+    info = run_info(engine.name, request, settings)
     progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
     check_folder(out)
     # A plain kill (SIGTERM) stops the paint as Ctrl-C does: the result is marked cancelled

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .animation import GifStream, Mp4Stream, animation_frame, timing, write_gif, write_mp4
-from .process import PaintError, StepLayer, composite, thumbnail
+from .process import PaintError, PaintRequest, StepLayer, composite, thumbnail
 
 __all__ = ["JobState", "Result", "ResultWriter", "load_result", "animation_frame", "timing"]
 __all__ += ["write_gif", "write_mp4"]  # the animations' home is paintstep.animation
@@ -116,6 +116,32 @@ class Result:
         entry = self.steps[index - 1]
         pixels = read_png(self.folder / entry["layer"]) if entry["width"] else empty_pixels()
         return StepLayer(index, entry["x"], entry["y"], pixels)
+
+
+def run_info(
+    engine: str, request: PaintRequest, options: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """What a manifest says of the run, for `paintstep paint` and the server's jobs alike: the
+    engine, the seed, the steps asked for, the engine's options as it read them (with their
+    defaults), the prompt where there is one, and `more` (a server job's name, meta, created).
+    Manifests written before this kept a server job's options as the client sent them."""
+    info = {
+        "engine": engine,
+        "seed": request.seed,
+        "steps_planned": request.steps,
+        "options": dict(options),
+    }
+    if request.prompt:
+        info["prompt"] = request.prompt
+    return {**info, **more}
+
+
+def save_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write a folder's manifest atomically: a reader finds the old one or the new one, whole."""
+    path = folder / "manifest.json"
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(manifest, indent=1))
+    os.replace(temporary, path)
 
 
 def check_folder(folder: Path) -> None:
@@ -372,10 +398,7 @@ class ResultWriter:
                     path.unlink(missing_ok=True)
 
     def save_manifest(self) -> None:
-        path = self.folder / "manifest.json"
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.manifest, indent=1))
-        os.replace(temporary, path)
+        save_manifest(self.folder, self.manifest)
 
 
 def load_result(folder: str | Path) -> Result:

@@ -236,3 +236,41 @@ def test_job_states_are_the_same_strings_in_manifests_and_messages_as_before():
     # Manifests of older versions, with no state or one unknown here, are still read.
     assert Result(None, {"complete": True}).state == JobState.FINISHED
     assert Result(None, {"state": "paused", "complete": False}).state == JobState.INTERRUPTED
+
+
+def test_a_worker_paints_a_job_into_its_folder_and_says_each_step_and_how_it_ended(tmp_path):
+    from paintstep.cli import main
+    from paintstep.engines import get_engine
+    from paintstep.process import PaintRequest
+    from paintstep.result import JobState, load_result
+    from paintstep.serve.worker import paint
+    from PIL import Image
+
+    picture = photo("coffee", 40)
+    request = PaintRequest(picture, steps=3, seed=2, options={"detail": "2"})
+    store = JobStore(tmp_path / "jobs", days=30, most_bytes=1 << 30)
+    job = Job("j", store.folder_of("j"), name="cup", meta={"layer": 1}, engine="strokes")
+    job.options, job.steps, job.request = get_engine("strokes").settings(request), 3, request
+    events = Events()
+    try:
+        paint(job, events)
+        taken = list(events.take())
+    finally:
+        events.close()
+    assert [e.state for e in taken if e.state] == [JobState.RUNNING, JobState.FINISHED]
+    assert [e.message.content["index"] for e in taken if e.steps_done] == [1, 2, 3]
+    assert [e.stored for e in taken if e.stored] == [1, 2, 3]
+    assert taken[-1].message.type == "done" and taken[-1].message.content["state"] == "finished"
+    result = load_result(job.folder)
+    assert result.state == JobState.FINISHED and len(result.steps) == 3
+    assert (result.manifest["name"], result.manifest["meta"]) == ("cup", {"layer": 1})
+
+    # The manifest says of the run what `paintstep paint` says of the same request.
+    Image.fromarray(picture).save(tmp_path / "p.png")
+    out = tmp_path / "out"
+    arguments = ["paint", str(tmp_path / "p.png"), "--steps", "3", "--seed", "2", "-o", "detail=2"]
+    assert main([*arguments, "--out", str(out), "-q"]) == 0
+    here = load_result(out).manifest
+    keys = ("engine", "seed", "steps_planned", "options")
+    assert {key: here[key] for key in keys} == {key: result.manifest[key] for key in keys}
+    assert result.manifest["options"]["detail"] == 2  # read by the engine, with the defaults

@@ -39,6 +39,7 @@ class Generate:
 
     request: PaintRequest
     engine: str
+    options: dict[str, Any]  # the engine's, as it reads them, with their defaults
     name: str
     meta: dict[str, Any]
 
@@ -81,12 +82,12 @@ def generate_from(
     if not isinstance(request.seed, int) or isinstance(request.seed, bool):
         raise PaintError("The seed must be a whole number.")
     request.validate()
-    engine.settings(request)
+    settings = engine.settings(request)
     name = content.get("name", "")
     meta = content.get("meta", {})
     if not isinstance(meta, dict) or len(msgpack.packb(meta)) > MAX_META_BYTES:
         raise ProtocolError("bad_message", "The meta of a job must be a map under 4 KB.")
-    return Generate(request, engine_name, name if isinstance(name, str) else "", meta)
+    return Generate(request, engine_name, settings, name if isinstance(name, str) else "", meta)
 
 
 class Handlers:
@@ -168,6 +169,7 @@ class Handlers:
             name=asked.name,
             meta=asked.meta,
             engine=asked.engine,
+            options=asked.options,
             steps=request.steps,
             width=request.canvas.shape[1],
             height=request.canvas.shape[0],

@@ -6,7 +6,6 @@ they paint (its request, its cancel event) and tell the main thread the rest (`w
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 
 from ..process import PaintError, PaintRequest, StepLayer
 from ..protocol import Message, ProtocolError, image_field
-from ..result import JobState, load_result
+from ..result import JobState, load_result, save_manifest
 
 log = logging.getLogger("paintstep.serve")
 
@@ -35,6 +34,7 @@ class Job:
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # the client's own notes on the job
     engine: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # the engine's, as it read them
     steps: int = 0
     width: int = 0
     height: int = 0
@@ -163,7 +163,7 @@ class JobStore:
             job.state = JobState.INTERRUPTED
             manifest["state"] = JobState.INTERRUPTED.value
             manifest["message"] = "The server stopped while painting this job."
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            save_manifest(folder, manifest)
         self.jobs[job.id] = job
         return job
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..engines import get_engine
 from ..process import PaintError, PaintRequest, StepLayer
 from ..protocol import Message, image_field
-from ..result import JobState, ResultWriter, load_result
+from ..result import JobState, ResultWriter, load_result, run_info
 from .jobs import Job, Route, Turns
 
 log = logging.getLogger("paintstep.serve")
@@ -110,18 +110,9 @@ def paint(job: Job, events: Events) -> None:
         return
     content = {"done": 0.0, "stage": "planning"}
     report(Message("progress", content, job=job.id), state=JobState.RUNNING)
-    info = {
-        "engine": job.engine,
-        "seed": request.seed,
-        "steps_planned": request.steps,
-        "name": job.name,
-        "meta": job.meta,
-        "created": job.created,
-    }
-    if request.prompt:
-        info["prompt"] = request.prompt
-    if request.options:
-        info["options"] = dict(request.options)
+    info = run_info(
+        job.engine, request, job.options, name=job.name, meta=job.meta, created=job.created
+    )
     writer = ResultWriter(job.folder, request.first_frame(), info, lean=True)
     done = 0
     try:

@@ -54,7 +54,7 @@ def roundtrip(repeats: int = 5) -> None:
     either span: they are not the transport."""
     from paintstep import engines
     from paintstep.process import thumbnail
-    from paintstep.serve import Server, Settings
+    from paintstep.serve import Server, ServerSettings
 
     yielded: list[float] = []
 
@@ -75,7 +75,7 @@ def roundtrip(repeats: int = 5) -> None:
     spans: dict[str, tuple[list[float], list[float]]] = {}
     with tempfile.TemporaryDirectory() as cache:
         address = f"tcp://127.0.0.1:{free_port()}"
-        server = Server(Settings(address=address, cache=Path(cache)))
+        server = Server(ServerSettings(address=address, cache=Path(cache)))
         thread = threading.Thread(target=server.run)
         thread.start()
         try:
@@ -114,7 +114,7 @@ def roundtrip(repeats: int = 5) -> None:
 
 def latency() -> None:
     from paintstep import engines
-    from paintstep.serve import Server, Settings
+    from paintstep.serve import Server, ServerSettings
 
     yielded: dict[int, float] = {}
 
@@ -129,7 +129,7 @@ def latency() -> None:
     engines.ENGINES["timed"] = "bench_timed:TimedStrokes"
     with tempfile.TemporaryDirectory() as cache:
         address = f"tcp://127.0.0.1:{free_port()}"
-        server = Server(Settings(address=address, cache=Path(cache)))
+        server = Server(ServerSettings(address=address, cache=Path(cache)))
         thread = threading.Thread(target=server.run)
         thread.start()
         arrived: dict[int, float] = {}

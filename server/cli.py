@@ -18,7 +18,6 @@ from . import __version__
 from .engines import DEFAULT_ENGINE, engine_names, get_engine
 from .images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
 from .process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintRequest, StepLayer
-from .protocol import DEFAULT_PORT
 from .result import (
     CHECKPOINT_STEPS,
     OUTPUTS,
@@ -148,34 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Paintstep server. It listens on 127.0.0.1 (this machine only) unless "
         "--host says otherwise, which needs keys (see `paintstep keys`).",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
-    serve.add_argument("--keys", metavar="DIR", help="CURVE keys folder made by `paintstep keys`")
-    serve.add_argument("--cache-dir", metavar="DIR", help="where jobs are kept (user cache)")
-    serve.add_argument(
-        "--cache-days",
-        type=float,
-        default=30,
-        metavar="DAYS",
-        help="remove jobs older than this (30)",
-    )
-    serve.add_argument(
-        "--cache-gb",
-        type=float,
-        default=5,
-        metavar="GB",
-        help="keep the job cache under this size (5)",
-    )
-    serve.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="jobs painted at once (1)"
-    )
-    serve.add_argument(
-        "--max-side",
-        type=int,
-        default=8192,
-        metavar="PX",
-        help="largest canvas side accepted, px (8192)",
-    )
+    from .serve.settings import add_options
+
+    add_options(serve)  # the server's settings, with their defaults
     serve.add_argument(
         "--diffusion-config",
         metavar="FILE",
@@ -257,21 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from . import paths
-    from .serve import Server, Settings, setup_logging
+    from .serve import Server, setup_logging
+    from .serve.settings import from_options
 
-    host = args.host
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    settings = Settings(
-        address=f"tcp://{host}:{args.port}",
-        cache=Path(args.cache_dir) if args.cache_dir else paths.cache_dir(),
-        max_side=args.max_side,
-        workers=max(1, args.workers),
-        cache_days=args.cache_days,
-        cache_bytes=int(args.cache_gb * 1024**3),
-        keys=Path(args.keys) if args.keys else None,
-    )
+    settings = from_options(args)
     if args.diffusion_config:
         config = Path(args.diffusion_config).resolve()
         if not config.is_file():

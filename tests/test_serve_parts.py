@@ -274,3 +274,17 @@ def test_a_worker_paints_a_job_into_its_folder_and_says_each_step_and_how_it_end
     keys = ("engine", "seed", "steps_planned", "options")
     assert {key: here[key] for key in keys} == {key: result.manifest[key] for key in keys}
     assert result.manifest["options"]["detail"] == 2  # read by the engine, with the defaults
+
+
+def test_paintstep_serve_without_options_gets_the_servers_defaults(monkeypatch, tmp_path):
+    from paintstep import paths
+    from paintstep.cli import build_parser
+    from paintstep.serve.settings import ServerSettings, from_options
+
+    monkeypatch.setattr(paths, "cache_dir", lambda: tmp_path)
+    settings = from_options(build_parser().parse_args(["serve"]))
+    assert settings == ServerSettings("tcp://127.0.0.1:5571", tmp_path)
+    asked = ["serve", "--host", "::1", "--port", "6000", "--cache-gb", "0.5", "--workers", "0"]
+    settings = from_options(build_parser().parse_args(asked))
+    assert settings.address == "tcp://[::1]:6000" and settings.cache_bytes == 512 * 1024**2
+    assert settings.workers == 1  # at least one

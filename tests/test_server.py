@@ -757,14 +757,14 @@ def test_a_job_queued_behind_a_long_one_waits_for_its_turn(tmp_path, monkeypatch
     """A server that is busy for longer than a client's patience for an answer is alive
     (it beats its heart): the waiting client keeps waiting and gets its steps."""
     from paintstep import engines
-    from paintstep.serve import Server, Settings
+    from paintstep.serve import Server, ServerSettings
 
     module = type(sys)("slow_engine")
     module.Slow = Slow
     monkeypatch.setitem(sys.modules, "slow_engine", module)
     monkeypatch.setitem(engines.ENGINES, "slow", "slow_engine:Slow")
     address = f"tcp://127.0.0.1:{free_port()}"
-    server = Server(Settings(address=address, cache=tmp_path / "cache"))
+    server = Server(ServerSettings(address=address, cache=tmp_path / "cache"))
     thread = threading.Thread(target=server.run)
     thread.start()
     try:
@@ -786,10 +786,10 @@ def test_a_job_queued_behind_a_long_one_waits_for_its_turn(tmp_path, monkeypatch
 def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypatch):
     """Reading a large job back takes seconds: the server answers everyone meanwhile."""
     from paintstep.result import load_result
-    from paintstep.serve import Server, Settings, worker
+    from paintstep.serve import Server, ServerSettings, worker
 
     address = f"tcp://127.0.0.1:{free_port()}"
-    server = Server(Settings(address=address, cache=tmp_path / "cache"))
+    server = Server(ServerSettings(address=address, cache=tmp_path / "cache"))
     thread = threading.Thread(target=server.run)
     thread.start()
     reading, go_on = threading.Event(), threading.Event()

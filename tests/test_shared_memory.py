@@ -241,7 +241,7 @@ def test_with_the_servers_budget_for_shared_memory_spent_layers_go_as_frames(tmp
 
     monkeypatch.setattr(peers, "MAX_SHARED_BYTES", 0)
     address = f"tcp://127.0.0.1:{free_port()}"
-    server = serve.Server(serve.Settings(address=address, cache=tmp_path / "cache"))
+    server = serve.Server(serve.ServerSettings(address=address, cache=tmp_path / "cache"))
     thread = threading.Thread(target=server.run)
     thread.start()
     try:

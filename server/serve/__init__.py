@@ -11,7 +11,7 @@ it again, and a restarted server still lists it.
     peers.py     shared memory with clients on this machine
     worker.py    the threads that paint and those that read fetched jobs, and their events
     tcp.py       the gateway process that serves the TCP address
-    settings.py  what the server can be told
+    settings.py  ServerSettings: what the server can be told, and the defaults
 """
 
 from __future__ import annotations
@@ -44,17 +44,17 @@ from ..protocol import (
 from .handlers import Handlers
 from .jobs import Job, JobStore, Route, Turns
 from .peers import Peers
-from .settings import Settings
+from .settings import ServerSettings
 from .tcp import Gateway
 from .worker import FETCHERS, Events, Fetch, FetchEvent, JobEvent, is_small, read_fetches, work
 
-__all__ = ["Server", "Settings", "setup_logging", "watch_parent"]
+__all__ = ["Server", "ServerSettings", "setup_logging", "watch_parent"]
 
 log = logging.getLogger("paintstep.serve")
 
 
 class Server:
-    def __init__(self, settings: Settings, context: zmq.Context | None = None) -> None:
+    def __init__(self, settings: ServerSettings, context: zmq.Context | None = None) -> None:
         self.settings = settings
         self.context = context or zmq.Context()
         self.seen: dict[Route, float] = {}  # client -> when it last spoke

@@ -20,7 +20,7 @@ from ..protocol import HEARTBEAT_SECONDS, PROTOCOL_VERSION, Message, ProtocolErr
 from ..result import JobState
 from .jobs import Job, JobStore, Route, Turns, request_bytes
 from .peers import Peers
-from .settings import Settings
+from .settings import ServerSettings
 from .worker import Fetch
 
 log = logging.getLogger("paintstep.serve")
@@ -96,7 +96,7 @@ class Handlers:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ServerSettings,
         server_id: str,
         store: JobStore,
         turns: Turns,

@@ -406,7 +406,7 @@ def paint(args: argparse.Namespace, client) -> int:
     out = Path(args.out)
     frame = request.first_frame()
     info = run_info(engine.name, request, settings)
-    progress = Progress(request.steps, sys.stderr, enabled=not args.quiet)
+    progress = ProgressBar(request.steps, sys.stderr, enabled=not args.quiet)
     check_folder(out)
     # A plain kill (SIGTERM) stops the paint as Ctrl-C does: the result is marked cancelled
     # and the engine's helpers end.
@@ -489,13 +489,12 @@ def remote_steps(
     client,
     request: PaintRequest,
     cancel: threading.Event,
-    progress: Progress,
+    progress: ProgressBar,
 ) -> Iterator[StepLayer]:
     """The steps of a job run on a server through a connected `client`; setting `cancel` (on
     Ctrl-C) cancels the job. While no step has come, `progress` shows the job's place in the
     queue and the stage."""
-    from .client import Accepted, Done, ServerError, ServerLost, Step
-    from .client import Progress as JobProgress
+    from .client import Accepted, Done, Progress, ServerError, ServerLost, Step
 
     job = None
     try:
@@ -505,7 +504,7 @@ def remote_steps(
                 job = event.job
                 if event.position > 0:
                     progress.working(0.0, f"waiting for {event.position} job(s) ahead")
-            elif isinstance(event, JobProgress) and event.stage != "painting":
+            elif isinstance(event, Progress) and event.stage != "painting":
                 progress.working(event.done, event.stage)
             elif isinstance(event, Step):
                 yield event.to_layer()
@@ -552,7 +551,7 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
-class Progress:
+class ProgressBar:
     """A one-line progress bar on a terminal; silent when the output is not one."""
 
     def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:

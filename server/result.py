@@ -294,12 +294,12 @@ class ResultWriter:
         raise error
 
     def write_step(self, step: StepLayer, frame: np.ndarray | None) -> None:
-        entry = {
-            "index": step.index,
-            "x": step.x,
-            "y": step.y,
-            "width": step.width,
-            "height": step.height,
+        entry = {  # plain ints: json writes no numpy integers
+            "index": int(step.index),
+            "x": int(step.x),
+            "y": int(step.y),
+            "width": int(step.width),
+            "height": int(step.height),
             "layer": f"layers/step_{step.index:04d}.png",
             "frame": f"frames/frame_{step.index:04d}.png",
         }

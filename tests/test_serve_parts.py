@@ -288,3 +288,18 @@ def test_paintstep_serve_without_options_gets_the_servers_defaults(monkeypatch, 
     settings = from_options(build_parser().parse_args(asked))
     assert settings.address == "tcp://[::1]:6000" and settings.cache_bytes == 512 * 1024**2
     assert settings.workers == 1  # at least one
+
+
+def test_a_step_placed_with_numpy_integers_is_written_and_sent_all_the_same(tmp_path):
+    from paintstep.protocol import decode, encode
+    from paintstep.result import load_result
+
+    start = photo("coffee", 32)
+    step = StepLayer(np.int64(1), np.int64(3), np.int32(2), start[:4, :4].copy(), start[:8, :8])
+    writer = ResultWriter(tmp_path / "out", start, {"engine": "strokes"}, lean=True)
+    writer.add(step)
+    writer.finish()
+    assert load_result(tmp_path / "out").layer(1).x == 3
+    job = Job("j", tmp_path, steps=1)
+    content = decode(encode(job.step_message(step))).content
+    assert (content["index"], content["x"], content["y"]) == (1, 3, 2)

@@ -77,11 +77,11 @@ class Job:
 
     def step_message(self, step: StepLayer) -> Message:
         buffers: list[Any] = []
-        content = {
-            "index": step.index,
+        content = {  # plain ints: an engine's numpy integers cannot be packed
+            "index": int(step.index),
             "steps": self.steps,
-            "x": step.x,
-            "y": step.y,
+            "x": int(step.x),
+            "y": int(step.y),
             "layer": image_field(step.pixels, buffers),
             "thumbnail": image_field(step.thumbnail, buffers),
         }

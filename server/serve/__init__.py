@@ -182,8 +182,8 @@ class Server:
         self.turns.close()
         for _ in range(FETCHERS):
             self.fetches.put(None)
-        deadline = time.monotonic() + 5
         for thread in self.workers:
+            deadline = time.monotonic() + 5
             while thread.is_alive() and time.monotonic() < deadline:
                 self.forward_events()  # a fetcher may wait for its messages to be sent
                 thread.join(timeout=0.05)
@@ -286,15 +286,19 @@ class Server:
         """Pass what workers report to the job's clients, keeping the job's record."""
         for event in self.events.take():
             job = self.store.find(event.job)
-            if isinstance(event, FetchEvent):
-                if event.message is not None:
-                    self.send(event.route, event.message)
+            try:
+                if isinstance(event, FetchEvent):
+                    if event.message is not None:
+                        self.send(event.route, event.message)
+                    elif job is not None:
+                        self.fetched(job, event.route)
                 elif job is not None:
-                    self.fetched(job, event.route)
-                if event.sent is not None:
+                    self.update(job, event)
+            except Exception:  # one job's bad event must not stop the server
+                log.exception("job %s: failed to pass on what its worker said", event.job)
+            finally:
+                if isinstance(event, FetchEvent) and event.sent is not None:
                     event.sent.release()
-            elif job is not None:
-                self.update(job, event)
 
     def update(self, job: Job, event: JobEvent) -> None:
         if event.state is not None:

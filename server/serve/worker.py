@@ -61,8 +61,8 @@ class Events:
         self.queue.put(event)
         try:
             self.bell.send(b"\0")
-        except BlockingIOError:
-            pass  # full of rings already: the main thread will look
+        except OSError:  # full of rings already (it will look), or closed: the server stopped
+            pass
 
     def fileno(self) -> int:
         return self.ear.fileno()

@@ -33,6 +33,7 @@ from PIL import Image
 
 from . import band_render
 from .brush import Strokes, premultiply
+from .illustration import paint_illustration
 from .raster import (
     blur,
     box_reduce,
@@ -46,6 +47,8 @@ from .step_deal import deal_steps, split_by_progress
 from .stroke_plan import DETAIL_RADIUS, as_painted, painting_order, plan_level
 from .wash import wash_layer
 
+STYLES = ("paint", "illustration")  # whose process: the painter's, the illustrator's
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -55,6 +58,7 @@ class Settings:
     tolerance: int
     threshold: float
     bristles: float = 0.0  # smooth strokes unless asked (the diffusion engine builds its own)
+    style: str = "paint"
 
 
 class StrokesEngine(Engine):
@@ -86,6 +90,14 @@ class StrokesEngine(Engine):
             "How wrong (0-1) an area must be before a brush paints it.",
             0.005,
             0.5,
+        ),
+        EngineOption(
+            "style",
+            str,
+            "paint",
+            "Whose process: paint (alla prima, large to small brushes) or illustration "
+            "(sketch, lines, flats, shading, details).",
+            choices=STYLES,
         ),
         EngineOption(
             "bristles",
@@ -133,6 +145,13 @@ def paint_process(
     if width * height >= band_render.PARALLEL_AREA:
         band_render.warm()  # the helpers start while the preview runs
     radii = brush_radii(width, height, settings.detail)
+    if settings.style == "illustration":
+        painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
+        try:
+            yield from paint_illustration(painter, radii, request.steps, request.seed, cancel)
+        finally:
+            band_render.release()
+        return
     # A started canvas is first washed where its large shapes are a few levels off (wash.py).
     washes = request.target is not None and request.steps >= WASH_STEPS
     shares, ratios, errors, washes = estimate_shares(
@@ -222,6 +241,7 @@ def estimate_shares(
     area = max(int(paintable.sum()), 1)
     rng = np.random.default_rng(seed)
     painter = Painter(frame, goal, paintable, settings, rng, preview=True, scale=scale)
+
     def error() -> float:
         return float(colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum())
 
@@ -447,7 +467,7 @@ class Painter:
         """The layer (placed at x0, y0) as step `index`, cropped to its paint and laid on the
         canvas."""
         pixels, x, y = crop_to_paint(layer, x0, y0)
-        step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
+        step = StepLayer(index, int(x), int(y), np.ascontiguousarray(pixels))
         composite(self.frame, step)
         if self.preview:
             return step

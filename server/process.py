@@ -25,13 +25,15 @@ THUMBNAIL_SIDE = 256
 
 @dataclass(frozen=True)
 class StepLayer:
-    """The paint added by one step: RGBA pixels placed at (x, y) on the canvas."""
+    """The paint added by one step: RGBA pixels placed at (x, y) on the canvas, and the stage
+    of the process it belongs to when the engine says (e.g. "sketch", "flats", "finish")."""
 
     index: int
     x: int
     y: int
     pixels: np.ndarray
     thumbnail: np.ndarray | None = None
+    stage: str | None = None
 
     @property
     def width(self) -> int:

@@ -1,0 +1,96 @@
+"""The illustrator's process: sketch, lines, flats, shading, details, finish."""
+
+import numpy as np
+import pytest
+from conftest import photo
+from paintstep.engines import get_engine
+from paintstep.model.illustration import STAGES, stage_counts, strong_edges
+from paintstep.process import PaintError, PaintRequest, frames
+from paintstep.quality import detail_error, structure_error
+from starts import make_start
+
+ILLUSTRATION = {"style": "illustration"}
+
+
+def drawing(width=160):
+    """An illustration made for the test: flat-coloured shapes with dark outlines."""
+    height = width * 3 // 4
+    picture = np.zeros((height, width, 4), np.uint8)
+    picture[...] = (236, 228, 206, 255)
+    yy, xx = np.mgrid[:height, :width]
+    disc = (xx - width * 0.35) ** 2 + (yy - height * 0.5) ** 2 < (height * 0.3) ** 2
+    box = (abs(xx - width * 0.72) < width * 0.15) & (abs(yy - height * 0.45) < height * 0.3)
+    picture[disc] = (200, 60, 50, 255)
+    picture[box] = (60, 110, 190, 255)
+    picture[disc & (yy > height * 0.55)] = (150, 40, 40, 255)  # its shadow
+    edge = np.zeros((height, width), bool)
+    for shape in (disc, box):
+        edge |= shape ^ np.roll(shape, 1, 0) | shape ^ np.roll(shape, 1, 1)
+    picture[edge] = (30, 25, 30, 255)
+    return picture
+
+
+def painted(request):
+    layers = list(get_engine("strokes").paint(request))
+    start = request.first_frame()
+    return layers, [start, *frames(start, layers)]
+
+
+@pytest.mark.parametrize("make", [lambda: photo("coffee", 160), drawing], ids=["photo", "drawing"])
+def test_the_stages_come_in_the_illustrators_order_and_end_on_the_picture(make):
+    target = make()
+    layers, shown = painted(PaintRequest(target, steps=14, seed=1, options=ILLUSTRATION))
+    stages = [layer.stage for layer in layers]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == list(STAGES)
+    assert np.abs(shown[-1].astype(int) - target).max() <= 4
+
+
+def test_sketch_and_lines_go_along_the_pictures_strong_edges():
+    target = photo("astronaut", 192)
+    layers, shown = painted(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
+    edges, _ = strong_edges(target, 192 / 512)
+    near = edges.copy()
+    for _ in range(2):  # within 2 px
+        near |= (
+            np.roll(near, 1, 0) | np.roll(near, -1, 0) | np.roll(near, 1, 1) | np.roll(near, -1, 1)
+        )
+    for k, layer in enumerate(layers, 1):
+        if layer.stage in ("sketch", "lines"):
+            changed = np.any(shown[k] != shown[k - 1], axis=2)
+            assert changed.any() and near[changed].mean() >= 0.7, (k, layer.stage)
+
+
+def test_after_the_flats_the_large_shapes_are_there_but_not_the_detail():
+    target = photo("coffee", 192)
+    layers, shown = painted(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
+    last_flat = max(k for k, layer in enumerate(layers, 1) if layer.stage == "flats")
+    start = shown[0]
+    gone = 1 - structure_error(shown[last_flat], target) / structure_error(start, target)
+    left = detail_error(shown[last_flat], target) / detail_error(start, target)
+    assert gone >= 0.7 and left >= 0.5
+
+
+def test_a_started_canvas_keeps_its_finished_parts_in_the_illustration_style():
+    target = photo("astronaut", 160)
+    start = make_start("holes", target, seed=1)
+    _, shown = painted(PaintRequest(start, target, steps=10, seed=1, options=ILLUSTRATION))
+    finished = np.all(start == target, axis=2)
+    assert np.array_equal(shown[-1][finished], start[finished])
+    assert np.abs(shown[-1].astype(int) - target).max() <= 4
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 6, 40])
+def test_any_number_of_steps_gets_its_stages_finish_last(steps):
+    counts = stage_counts(steps)
+    assert sum(counts.values()) == steps and counts["finish"] >= 1
+    if steps >= len(STAGES):
+        assert all(counts[stage] >= 1 for stage in STAGES)
+    target = photo("coffee", 64)
+    layers, shown = painted(PaintRequest(target, steps=steps, seed=0, options=ILLUSTRATION))
+    assert len(layers) == steps and layers[-1].stage == "finish"
+    assert np.abs(shown[-1].astype(int) - target).max() <= 4
+
+
+def test_an_unknown_style_is_refused_with_the_styles_there_are():
+    with pytest.raises(PaintError, match="paint, illustration"):
+        list(get_engine("strokes").paint(PaintRequest(photo("coffee", 32), options={"style": "x"})))

@@ -145,6 +145,16 @@ def worst(runs: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
+def parse_value(text: str) -> int | float | str:
+    """An option's value as given: a whole number, a number, or else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--width", type=int, default=512)
@@ -164,7 +174,7 @@ def main() -> int:
     options = {}
     for item in args.option:
         key, _, value = item.partition("=")
-        options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        options[key] = parse_value(value)
     names = args.photos.split(",")
     starts = args.starts.split(",")
     unknown = [s for s in starts if s != "blank" and s not in STARTS]

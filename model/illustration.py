@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 from paintstep.process import StepLayer
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from . import band_render
 from .brush import Strokes
@@ -66,36 +66,34 @@ def luminance(rgba: np.ndarray) -> np.ndarray:
 
 
 def blurred(values: np.ndarray, sigma: float) -> np.ndarray:
-    """A float (H, W) map blurred (through Pillow, 8 bits a level: fine for 0-255 maps)."""
-    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    rgba = np.repeat(grey[..., None], 4, axis=2)
-    rgba[..., 3] = 255
-    return gaussian_blur(np.ascontiguousarray(rgba), sigma)[..., 0].astype(np.float32)
+    """A float (H, W) map of 0-255 values blurred (Pillow, 8 bits a level: fine for them)."""
+    grey = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    return np.asarray(grey.filter(ImageFilter.GaussianBlur(sigma)), np.float32)
 
 
-def line_art(goal: np.ndarray, scale: float) -> np.ndarray:
-    """(H, W) float32 0-1: how much ink each pixel of the goal's line drawing takes (XDoG: the
-    dark side of a difference of Gaussians, softly thresholded)."""
-    light = luminance(goal)
+def line_art(light: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W) float32 0-1: how much ink each pixel of the line drawing of a picture of this
+    luminance takes (XDoG: the dark side of a difference of Gaussians, softly thresholded)."""
     sigma = max(0.8, scale)
-    fine, coarse = blurred(light, sigma), blurred(light, 1.6 * sigma)
-    edge = coarse - fine  # > 0 on the dark side of an edge
+    edge = blurred(light, 1.6 * sigma) - blurred(light, sigma)  # > 0 on an edge's dark side
     return np.clip((edge - LINE_FROM) / 12.0, 0.0, 1.0)
 
 
-def strong_edges(goal: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """The goal's strong edges (a boolean map) and the luminance gradient (gy, gx) there."""
-    light = blurred(luminance(goal), max(1.0, scale))
-    gy, gx = np.gradient(light)
+def strong_edges(light: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where a picture of this luminance has strong edges (a boolean map: its steepest tenth,
+    at least 8 levels a pixel), and the luminance gradient (gy, gx)."""
+    gy, gx = np.gradient(blurred(light, max(1.0, scale)))
     magnitude = np.hypot(gx, gy)
-    level = max(8.0, float(np.percentile(magnitude, 90)))
+    level = max(8.0, float(np.percentile(magnitude[::2, ::2], 90)))
     return magnitude > level, np.stack([gy, gx])
 
 
-def sketch_strokes(goal: np.ndarray, where: np.ndarray, scale: float, rng) -> Strokes:
-    """Light pencil strokes along the goal's strong edges, a few brush widths long, shaken."""
-    edges, (gy, gx) = strong_edges(goal, scale)
-    edges &= where
+def sketch_strokes(
+    edges: np.ndarray, gradient: np.ndarray, where: np.ndarray, scale: float, rng
+) -> Strokes:
+    """Light pencil strokes along the strong edges, a few brush widths long, shaken."""
+    gy, gx = gradient
+    edges = edges & where
     spacing = max(3, int(round(6 * scale)))
     height, width = edges.shape
     ys, xs = np.nonzero(edges[::spacing, ::spacing])
@@ -166,6 +164,8 @@ class Illustrator:
         height, width = painter.paintable.shape
         self.scale = max(width, height) / 512  # the sketch and lines at 512 px are 1 px wide
         self.ink = np.zeros((height, width), np.float32)  # the lines as they are inked
+        self.light = luminance(painter.goal)
+        self.edges, self.gradient = strong_edges(self.light, self.scale)
 
     def layer_from(self, wanted: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, int, int]:
         """A layer that turns the canvas into `wanted` (opaque straight RGBA) where `where`,
@@ -207,7 +207,7 @@ class Illustrator:
                 yield replace(layer, stage=stage)
 
     def sketch(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
-        strokes = sketch_strokes(self.painter.goal, where, self.scale, self.rng)
+        strokes = sketch_strokes(self.edges, self.gradient, where, self.scale, self.rng)
         order = self.rng.permutation(len(strokes))
         bounds = np.linspace(0, len(strokes), count + 1).astype(int)
         height, width = where.shape
@@ -220,10 +220,10 @@ class Illustrator:
 
     def lines(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
         # Clean lines: the contours where the goal has strong edges, not its texture.
-        contours, _ = strong_edges(self.painter.goal, self.scale)
+        contours = self.edges
         for _ in range(max(1, round(1.5 * self.scale))):
             contours = spread(contours, np.maximum)
-        ink = line_art(self.painter.goal, self.scale) * (where & contours)
+        ink = line_art(self.light, self.scale) * (where & contours)
         goal = self.painter.goal
         height = where.shape[0]
         for part in range(count):  # inked from the top down
@@ -253,12 +253,15 @@ class Illustrator:
         (lighter) than the flat take the region's shadow (light) colour, a region at a time."""
         goal, regions, many = self.painter.goal, self.regions, len(self.colours)
         flat_light = self.colours @ np.array([0.299, 0.587, 0.114], np.float32)
-        tone = blurred(luminance(goal), max(1.0, 2 * self.scale)) - flat_light[regions]
+        tone = blurred(self.light, max(1.0, 2 * self.scale)) - flat_light[regions]
         shadow, lit = (tone < -SHADE) & where, (tone > SHADE) & where
         # Each (side, region) is a group: shadows 0..many-1, lights many..2 many-1.
         group = np.where(shadow, regions, np.where(lit, regions + many, -1))
         colours = np.concatenate(
-            [region_means(goal, regions, shadow, many), region_means(goal, regions, lit, many)]
+            [
+                region_means(goal, regions, shadow, self.colours),
+                region_means(goal, regions, lit, self.colours),
+            ]
         )
         wanted = self.inked(np.rint(colours).astype(np.uint8)[np.maximum(group, 0)])
         sizes = np.bincount(group[group >= 0], minlength=2 * many)
@@ -298,18 +301,12 @@ SHADE = 10  # levels of luminance: a pixel this much darker or lighter than its 
 
 
 def region_means(
-    goal: np.ndarray, regions: np.ndarray, inside: np.ndarray, count: int
+    goal: np.ndarray, regions: np.ndarray, inside: np.ndarray, flats: np.ndarray
 ) -> np.ndarray:
-    """(count, 3) the goal's mean colour over each region's pixels inside `inside` (the
-    region's flat mean where it has none)."""
+    """(regions, 3) the goal's mean colour over each region's pixels inside `inside`, or the
+    region's flat colour (`flats`) where it has none."""
     picked = regions[inside]
+    count = len(flats)
     sizes = np.bincount(picked, minlength=count).astype(np.float64)
     sums = np.stack([np.bincount(picked, goal[..., c][inside], count) for c in range(3)], 1)
-    every = np.bincount(regions.reshape(-1), minlength=count).astype(np.float64)
-    means = (
-        np.stack(
-            [np.bincount(regions.reshape(-1), goal[..., c].reshape(-1), count) for c in range(3)], 1
-        )
-        / np.maximum(every, 1)[:, None]
-    )
-    return np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], means)
+    return np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], flats)

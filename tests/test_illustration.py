@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import photo
 from paintstep.engines import get_engine
-from paintstep.model.illustration import STAGES, stage_counts, strong_edges
+from paintstep.model.illustration import STAGES, luminance, stage_counts, strong_edges
 from paintstep.process import PaintError, PaintRequest, frames
 from paintstep.quality import detail_error, structure_error
 from starts import make_start
@@ -48,7 +48,7 @@ def test_the_stages_come_in_the_illustrators_order_and_end_on_the_picture(make):
 def test_sketch_and_lines_go_along_the_pictures_strong_edges():
     target = photo("astronaut", 192)
     layers, shown = painted(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
-    edges, _ = strong_edges(target, 192 / 512)
+    edges, _ = strong_edges(luminance(target), 192 / 512)
     near = edges.copy()
     for _ in range(2):  # within 2 px
         near |= (

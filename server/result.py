@@ -9,8 +9,9 @@
 The manifest is rewritten (atomically) after every step, so a folder that is still being written,
 or whose writer died, says so: "state" is "running" until it is "finished", "cancelled" or
 "failed". "outputs" says what was asked for. A frame that was not written is rebuilt from the
-nearest one before it and the layers in between. A lean folder (the server's job cache) keeps
-frame 0, the layers and the thumbnails only.
+nearest one before it and the layers in between: without "frames", frame 0, every
+CHECKPOINT_STEPS-th frame and the last are written all the same. A lean folder (the server's
+job cache) keeps frame 0 and the last, the layers and the thumbnails.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import shutil
 import struct
 import threading
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -203,12 +204,14 @@ class ResultWriter:
     `outputs` says what is written beyond frame 0, the layers and the manifest: "frames"
     (every frame), "thumbs", "gif", "mp4"; by default all of them. Without "frames", a
     checkpoint frame is still written every CHECKPOINT_STEPS steps and at the end, so that
-    reading any frame composites a few layers at most. `lean` (the server's job cache) writes
-    thumbnails only, and no checkpoints.
+    reading any frame composites a few layers at most (the viewer opens on the last).
 
     With `background`, the files are encoded on a thread of the writer's own while the caller
-    goes on painting; what is written is the same, byte for byte. Either way the manifest
-    lists a step only once its files are written.
+    goes on painting. `lean` (the server's job cache) writes the thumbnails and, of the
+    frames, only the first and the last (the viewer opens on it); a step's layer and
+    thumbnail are written before `add` returns, its frame composited on a thread of its own.
+    Either way what is written is the same, byte for byte, and the manifest lists a step only
+    once its layer and thumbnail are written.
     """
 
     def __init__(
@@ -240,8 +243,7 @@ class ResultWriter:
             "outputs": sorted(self.outputs),
             "steps": [],
         }
-        # The writer's own frame k, composited from the layers, when anything needs it.
-        self.frame = None if lean else start.copy()
+        self.frame = start.copy()  # the writer's own frame k, composited from the layers
         self.frame_written = 0
         write_png(self.folder / self.manifest["start"], start)
         self.animations: list[GifStream | Mp4Stream] = []
@@ -252,35 +254,23 @@ class ResultWriter:
             self.animations.append(Mp4Stream(self.folder / "process.mp4", expected))
         self.add_to_animations(start)
         self.save_manifest()
-        self.failure: BaseException | None = None
-        self.stopping = threading.Event()
-        self.queue: queue.Queue | None = None
-        if background:
-            self.queue = queue.Queue(maxsize=QUEUED_STEPS)
-            self.thread = threading.Thread(target=self.write_queued, name="result writer")
-            self.thread.daemon = True
-            self.thread.start()
+        self.failure: BaseException | None = None  # raised again in the caller's thread
+        self.steps = Queued(self.write_step, "result writer", self.failed) if background else None
+        # A lean folder's last frame is a help, not a part: if it cannot be composited or
+        # written, it is rebuilt from the layers.
+        self.frames = Queued(self.advance_frame, "result frames") if lean else None
+
+    def failed(self, error: BaseException) -> None:
+        self.failure = error
 
     def add(self, step: StepLayer, frame: np.ndarray | None = None) -> None:
         """Write step k. `frame` is frame k if the caller has it; else the writer
         composites the step over frame k-1 itself."""
-        if self.queue is None:
+        if self.steps is None:
             self.write_step(step, frame)
             return
         self.raise_failure()
-        self.queue.put((step, None if frame is None else frame.copy()))
-
-    def write_queued(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.failure is not None or self.stopping.is_set():
-                continue  # drained, so that the caller never waits on a full queue
-            try:
-                self.write_step(*item)
-            except BaseException as error:  # raised again in the caller's thread
-                self.failure = error
+        self.steps.put(step, None if frame is None else frame.copy())
 
     def raise_failure(self) -> None:
         error = self.failure
@@ -308,17 +298,32 @@ class ResultWriter:
         if step.thumbnail is not None and "thumbs" in self.outputs:
             entry["thumbnail"] = f"thumbs/thumb_{step.index:04d}.png"
             write_png(self.folder / entry["thumbnail"], step.thumbnail)
-        if self.frame is not None:
-            if frame is None:
-                composite(self.frame, step)
-            else:
-                self.frame = frame
-            if "frames" in self.outputs or step.index % CHECKPOINT_STEPS == 0:
-                write_png(self.folder / entry["frame"], self.frame)
-                self.frame_written = step.index
-            self.add_to_animations(self.frame)
+        if self.frames is not None:
+            self.frames.put(step, None if frame is None else frame.copy())
+        else:
+            self.advance_frame(step, frame)
         self.manifest["steps"].append(entry)
         self.save_manifest()
+
+    def advance_frame(self, step: StepLayer, frame: np.ndarray | None) -> None:
+        """The writer's frame k from frame k-1, written when it is a checkpoint, animated."""
+        if frame is None:
+            composite(self.frame, step)
+        else:
+            self.frame = frame
+        if "frames" in self.outputs or (step.index % CHECKPOINT_STEPS == 0 and not self.lean):
+            self.write_frame(step.index)
+        self.add_to_animations(self.frame)
+
+    def write_frame(self, index: int) -> None:
+        path = self.folder / f"frames/frame_{index:04d}.png"
+        if self.frames is None:
+            write_png(path, self.frame)
+        else:  # a reader of the folder sees the frame whole or not at all
+            partial = path.with_suffix(".part")
+            write_png(partial, self.frame)
+            os.replace(partial, path)
+        self.frame_written = index
 
     def add_to_animations(self, frame: np.ndarray) -> None:
         if self.animations:
@@ -326,23 +331,20 @@ class ResultWriter:
             for animation in self.animations:
                 animation.add(picture)
 
-    def stop_thread(self, drop_queued: bool) -> None:
-        if self.queue is None:
-            return
-        if drop_queued:
-            self.stopping.set()
-        self.queue.put(None)
-        self.thread.join()
-        self.queue = None
+    def stop_threads(self, drop_queued: bool) -> None:
+        for queued in (self.steps, self.frames):  # the steps thread feeds the frames thread
+            if queued is not None:
+                queued.stop(drop_queued)
 
     def finish(self) -> None:
         """Write what is left (the last frame, the animations' ends); mark the result complete."""
-        self.stop_thread(drop_queued=False)
+        self.stop_threads(drop_queued=False)
         self.raise_failure()
         try:
             count = len(self.steps_written)
-            if self.frame is not None and count and self.frame_written < count:
-                write_png(self.folder / self.steps_written[-1]["frame"], self.frame)
+            frames_kept = self.frames is None or self.frames.failure is None
+            if frames_kept and count and self.frame_written < count:
+                self.write_frame(count)
             self.close_animations()
             self.manifest["complete"] = True
             self.end(JobState.FINISHED)
@@ -378,7 +380,7 @@ class ResultWriter:
 
         Steps still waiting to be written are dropped, and so are the files of a step whose
         writing was cut short: the folder holds the steps it lists, and no others."""
-        self.stop_thread(drop_queued=True)
+        self.stop_threads(drop_queued=True)
         self.close_animations()
         state = JobState(state)
         self.manifest["state"] = state
@@ -399,6 +401,46 @@ class ResultWriter:
 
     def save_manifest(self) -> None:
         save_manifest(self.folder, self.manifest)
+
+
+class Queued:
+    """Calls `work(*item)` for each item put, in order, on a thread of its own, holding
+    QUEUED_STEPS items at most (memory stays flat). After a failure, which goes to `failed`,
+    the items left are dropped, so that the caller never waits on a full queue."""
+
+    def __init__(self, work: Callable[..., None], name: str, failed=None) -> None:
+        self.work, self.failed = work, failed
+        self.failure: BaseException | None = None
+        self.dropping = threading.Event()
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUED_STEPS)
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self.thread.start()
+
+    def put(self, *item: Any) -> None:
+        self.queue.put(item)
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.failure is not None or self.dropping.is_set():
+                continue
+            try:
+                self.work(*item)
+            except BaseException as error:
+                self.failure = error
+                if self.failed is not None:
+                    self.failed(error)
+
+    def stop(self, drop_queued: bool) -> None:
+        """Wait until what was put is done (or, with `drop_queued`, the item being done)."""
+        if not self.thread.is_alive():
+            return
+        if drop_queued:
+            self.dropping.set()
+        self.queue.put(None)
+        self.thread.join()
 
 
 def load_result(folder: str | Path) -> Result:

@@ -55,6 +55,37 @@ def test_a_folder_written_on_a_thread_is_the_same_as_one_written_inline(
             assert inline[name] == threaded[name], name
 
 
+def test_a_lean_folder_keeps_its_last_frame_written_as_an_inline_writer_writes_it(
+    tmp_path, painting
+):
+    # The server's job cache: a lean 4096 px folder had no frame but the first, and the viewer
+    # opened it in 9.9 s, compositing every layer for the last frame.
+    lean = files(write(tmp_path / "lean", painting, lean=True))
+    inline = files(write(tmp_path / "inline", painting, outputs=("thumbs",)))
+    frames = sorted(name.name for name in lean if name.parent.name == "frames")
+    assert frames == ["frame_0000.png", "frame_0010.png"]
+    checkpoints = {name for name in inline.keys() - lean.keys() if name.parent.name == "frames"}
+    assert inline.keys() - lean.keys() == checkpoints  # every 8th frame, the lean folder skips
+    assert all(lean[name] == inline[name] for name in lean)
+
+
+def test_a_lean_folder_lists_a_step_once_its_layer_is_written_and_stops_cleanly(tmp_path, painting):
+    request, steps = painting
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, lean=True)
+    for step in steps[: CHECKPOINT_STEPS + 1]:
+        writer.add(step)
+        listed = json.loads((tmp_path / "o" / "manifest.json").read_text())["steps"]
+        assert listed[-1]["index"] == step.index
+        assert (tmp_path / "o" / listed[-1]["thumbnail"]).exists()
+    writer.end("cancelled")
+    result = load_result(tmp_path / "o")
+    assert len(result.steps) == CHECKPOINT_STEPS + 1 and not list((tmp_path / "o").rglob("*.part"))
+    frame = request.first_frame()
+    for step in steps[: CHECKPOINT_STEPS + 1]:
+        composite(frame, step)
+    assert np.array_equal(result.frame(CHECKPOINT_STEPS + 1), frame)
+
+
 def decoded(path):
     with av.open(str(path)) as video:
         return [(frame.pts, frame.to_ndarray(format="rgb24")) for frame in video.decode(video=0)]

@@ -166,6 +166,31 @@ def test_the_last_frame_of_a_folder_without_frames_starts_from_its_nearest_check
     window.close()
 
 
+def test_a_folder_without_thumbnails_opens_on_its_last_frame_and_builds_them_meanwhile(
+    app, tmp_path
+):
+    # `--outputs none` at 4096 px, 64 steps: the window made every thumbnail from a frame
+    # before it opened (minutes); now it opens on the last frame, written, and the strip fills.
+    from paintstep.process import thumbnail
+
+    request = PaintRequest(photo("astronaut", 96), steps=12, seed=2)
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, outputs=())
+    for step in get_engine("strokes").paint(request):
+        writer.add(step)
+    writer.finish()
+    result = load_result(tmp_path / "o")
+    window = open_folder(tmp_path / "o")
+    window.show()
+    assert window.slider.value() == 12 and window.strip.count() == 12
+    assert np.array_equal(shown(window), result.frame(12))
+    assert wait_for(app, lambda: all(t is not None for t in window.process.thumbnails))
+    for k in (1, 7, 12):
+        built = window.process.thumbnails[k - 1].astype(int)
+        assert np.abs(built - thumbnail(result.frame(k))).max() <= 1
+        assert not window.strip.item(k - 1).icon().isNull()
+    window.close()
+
+
 def test_half_written_and_foreign_folders_are_said_in_the_window(app, folder, tmp_path):
     half = tmp_path / "half"
     shutil.copytree(folder, half)
@@ -190,25 +215,27 @@ def test_exports_from_the_window(app, folder, tmp_path, monkeypatch):
 
     save = QtWidgets.QFileDialog
     monkeypatch.setattr(save, "getSaveFileName", lambda *a, **k: (str(tmp_path / "a.gif"), ""))
-    window.first.setValue(2)
-    window.last.setValue(6)
-    window.ask_animation()
+    window.exports.first.setValue(2)
+    window.exports.last.setValue(6)
+    window.exports.ask_animation()
     assert "Wrote" in window.message.text()
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.n_frames == 5  # frames 2..6
-    assert window.sheet_frames.text().startswith("0, 1, ")
-    window.sheet_frames.setText("0, 2-4, 8")
-    assert window.chosen_frames() == [0, 2, 3, 4, 8]
+    assert window.exports.sheet_frames.text().startswith("0, 1, ")
+    window.exports.sheet_frames.setText("0, 2-4, 8")
+    assert window.exports.chosen_frames() == [0, 2, 3, 4, 8]
     monkeypatch.setattr(save, "getSaveFileName", lambda *a, **k: (str(tmp_path / "s.png"), ""))
-    window.ask_contact_sheet()
+    window.exports.ask_contact_sheet()
     with Image.open(tmp_path / "s.png") as sheet:
         assert sheet.size == (4 * 328 + 8, 2 * (213 + 30) + 8)  # 5 frames: 2 rows of 4
-    window.sheet_frames.setText("0, x")
-    window.ask_contact_sheet()
+    window.exports.sheet_frames.setText("0, x")
+    window.exports.ask_contact_sheet()
     assert "Write the sheet's frames as" in window.message.text()
-    window.run_export(lambda: write_ora(window.process.result, tmp_path / "p.ora"))
+    window.exports.run_export(lambda: write_ora(window.process.result, tmp_path / "p.ora"))
     assert (tmp_path / "p.ora").stat().st_size > 1000
-    window.run_export(lambda: export_animation(window.process.result, 0, 99, tmp_path / "b.gif"))
+    window.exports.run_export(
+        lambda: export_animation(window.process.result, 0, 99, tmp_path / "b.gif")
+    )
     assert "Could not export" in window.message.text()
     window.close()
 
@@ -217,11 +244,11 @@ def test_the_animation_export_takes_the_whole_process_by_default(
     app, folder, tmp_path, monkeypatch
 ):
     window = open_folder(folder)
-    assert (window.first.value(), window.last.value()) == (0, 8)
+    assert (window.exports.first.value(), window.exports.last.value()) == (0, 8)
     monkeypatch.setattr(
         QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "all.gif"), "")
     )
-    window.ask_animation()
+    window.exports.ask_animation()
     with Image.open(tmp_path / "all.gif") as gif:
         assert gif.n_frames == 9  # frames 0..8
     window.close()
@@ -233,9 +260,9 @@ def test_export_dialogs_open_in_the_result_folder(app, folder, tmp_path, monkeyp
     monkeypatch.setattr(
         QtWidgets.QFileDialog, "getSaveFileName", lambda *a: asked.append(a[2]) or ("", "")
     )
-    window.ask_animation()
-    window.ask_contact_sheet()
-    window.ask_ora()
+    window.exports.ask_animation()
+    window.exports.ask_contact_sheet()
+    window.exports.ask_ora()
     assert [Path(where).parent for where in asked] == [folder] * 3
     assert Path(asked[0]).name == "frames_0-8.gif"
     window.close()

@@ -123,17 +123,38 @@ def test_only_this_step_shows_its_paint_over_a_checkerboard(app, folder):
     window.close()
 
 
-def test_frames_of_a_lean_folder_are_composited_and_only_a_few_kept(app, tmp_path):
-    request = PaintRequest(photo("astronaut", 128), steps=10)
+def test_a_lean_folder_opens_on_its_last_frame_and_keeps_checkpoints_it_lacks(
+    app, tmp_path, monkeypatch
+):
+    # The server's cache keeps frame 0 and the last: a 4096 px, 64-step folder opened in 9.9 s
+    # (every layer composited for the last frame), and every frame before it was as far away.
+    from paintstep.result import CHECKPOINT_STEPS
+
+    steps = 2 * CHECKPOINT_STEPS + 3
+    request = PaintRequest(photo("astronaut", 128), steps=steps)
     writer = ResultWriter(
-        tmp_path / "lean", request.first_frame(), {"steps_planned": 10}, lean=True
+        tmp_path / "lean", request.first_frame(), {"steps_planned": steps}, lean=True
     )
     for step in get_engine("strokes").paint(request):
         writer.add(step)
     writer.finish()
-    window = open_folder(tmp_path / "lean")
     result = load_result(tmp_path / "lean")
-    for k in (10, 3, 7, 1, 9, 2):
+    result_class = type(result)
+    layers_read = []
+    original = result_class.layer
+    monkeypatch.setattr(
+        result_class, "layer", lambda self, k: layers_read.append(k) or original(self, k)
+    )
+    window = open_folder(tmp_path / "lean")
+    window.show()
+    assert np.array_equal(shown(window), result.frame(steps))
+    checkpoints = [CHECKPOINT_STEPS, 2 * CHECKPOINT_STEPS]
+    assert wait_for(app, lambda: sorted(window.process.kept) == checkpoints)
+    window.process.walker.thread.join()
+    layers_read.clear()
+    window.go(2 * CHECKPOINT_STEPS - 1)
+    assert layers_read == list(range(CHECKPOINT_STEPS + 1, 2 * CHECKPOINT_STEPS))
+    for k in (steps, 3, 2 * CHECKPOINT_STEPS + 1, 7, CHECKPOINT_STEPS, 1, 2, 0):
         window.go(k)
         assert np.array_equal(shown(window), result.frame(k))
     assert len(window.process.cache) <= CACHED_FRAMES

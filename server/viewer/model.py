@@ -3,18 +3,21 @@ demand; what threads find is handed to the UI thread by a `Worker`."""
 
 from __future__ import annotations
 
+import io
 import queue
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from PySide6 import QtCore
 
 from ..process import StepLayer, Thumbnail, composite
-from ..result import Result, load_result, read_png
+from ..result import CHECKPOINT_STEPS, Result, encode_png, load_result, read_png
 
 CACHED_FRAMES = 4
+KEPT_FRAMES = 16  # at most, made by the walker for a folder that lacks them (PNGs in memory)
 POST_MS = 50  # how often what threads found is taken to the window
 
 
@@ -45,7 +48,7 @@ class Worker(QtCore.QObject):
 class Process(QtCore.QObject):
     """The steps of a process as they are known so far, and its frames on demand.
 
-    A thumbnail the folder lacks (one written with `--outputs none`) is None until a thread
+    A thumbnail the folder lacks (one written with `--outputs none`) is None until the walker
     has composited its way there; `thumbnail_ready` says when one comes."""
 
     changed = QtCore.Signal()
@@ -61,7 +64,8 @@ class Process(QtCore.QObject):
         self.complete = False
         self.note = ""
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self.thumbnailer: Thumbnailer | None = None
+        self.kept: dict[int, bytes] = {}  # frames the folder lacks, made by the walker
+        self.walker: Walker | None = None
 
     @property
     def count(self) -> int:
@@ -82,14 +86,18 @@ class Process(QtCore.QObject):
                 f"This result is not complete ({len(result.steps)} of {self.total} steps, "
                 f"{result.state}): it is still being written, or its writer stopped."
             )
-        if any(picture is None for picture in self.thumbnails):
-            self.thumbnailer = Thumbnailer(self)
+        thumbnails = [k for k, picture in enumerate(self.thumbnails, 1) if picture is None]
+        count = len(result.steps)
+        every = max(CHECKPOINT_STEPS, -(-count // KEPT_FRAMES))
+        frames = [k for k in (*range(every, count, every), count) if not result.has_frame(k)]
+        if thumbnails or frames:
+            self.walker = Walker(self, thumbnails, frames)
         self.changed.emit()
 
     def close(self) -> None:
         """Stop the threads that work for this process."""
-        if self.thumbnailer is not None:
-            self.thumbnailer.stop()
+        if self.walker is not None:
+            self.walker.stop()
 
     def add_step(self, layer: StepLayer) -> None:
         self.layers.append(layer)
@@ -99,6 +107,9 @@ class Process(QtCore.QObject):
     def set_thumbnail(self, k: int, picture: np.ndarray) -> None:
         self.thumbnails[k - 1] = picture
         self.thumbnail_ready.emit(k)
+
+    def keep_frame(self, k: int, png: bytes) -> None:
+        self.kept[k] = png
 
     def set_note(self, note: str) -> None:
         self.note = note
@@ -114,26 +125,38 @@ class Process(QtCore.QObject):
         return self.result.layer(k) if self.result is not None else self.layers[k - 1]
 
     def frame(self, k: int) -> np.ndarray:
-        """Frame k: from the cache, from its file, or composited from the nearest frame before."""
+        """Frame k: from the cache, or from the nearest frame before it that is cached, kept
+        or written (in the folder, or frame 0) and the layers in between."""
         if k in self.cache:
             self.cache.move_to_end(k)
             return self.cache[k]
-        frame = None
-        before = max((j for j in self.cache if j < k), default=0)
-        if self.result is not None:
-            # The nearest frame written before k (a folder without frames has one every few
-            # steps, and the last), unless one already in the cache is nearer.
-            written = next((j for j in range(k, 0, -1) if self.result.has_frame(j)), 0)
-            if k == 0 or written > before:
-                frame = self.result.frame(k)
-        if frame is None:
-            frame = (self.cache[before] if before else self.start_frame()).copy()
-            for j in range(before + 1, k + 1):
-                composite(frame, self.layer(j))
+        base = self.nearest_kept(k)
+        before = max((j for j in self.cache if j < k), default=-1)
+        if before >= base:
+            frame, base = self.cache[before].copy(), before
+        else:
+            frame = self.kept_frame(base)
+        for j in range(base + 1, k + 1):
+            composite(frame, self.layer(j))
         self.cache[k] = frame
         while len(self.cache) > CACHED_FRAMES:
             self.cache.popitem(last=False)
         return frame
+
+    def nearest_kept(self, k: int) -> int:
+        """The nearest frame at or before k that is written or kept (0 at worst)."""
+        if self.result is None:
+            return 0
+        return next(j for j in range(k, -1, -1) if j in self.kept or self.result.has_frame(j))
+
+    def kept_frame(self, j: int) -> np.ndarray:
+        """A new copy of frame j, which is frame 0, kept by the walker or in the folder."""
+        if j == 0:
+            return self.start_frame().copy()
+        if j in self.kept:
+            with Image.open(io.BytesIO(self.kept[j])) as image:
+                return np.asarray(image).copy()
+        return read_png(self.result.folder / self.result.steps[j - 1]["frame"])
 
     def only_step(self, k: int) -> np.ndarray:
         """Step k's paint alone over a checkerboard, at its place on the canvas."""
@@ -147,17 +170,19 @@ class Process(QtCore.QObject):
         return canvas
 
 
-class Thumbnailer(Worker):
-    """Builds the thumbnails a result folder lacks on a thread of its own, compositing the
-    layers once from frame 0 (or from the frame written just before the first one missing),
-    so that the window opens at once and the strip fills in as they come."""
+class Walker(Worker):
+    """Composites a folder's layers once, on a thread of its own, for what the folder lacks:
+    the thumbnails (a folder written with `--outputs none`) and frames every few steps (a lean
+    one: the server's cache), kept in memory as PNGs, so that the window opens at once and any
+    frame is soon a read and a few layers away. It starts from the frame written just before
+    the first one it makes."""
 
-    def __init__(self, process: Process) -> None:
+    def __init__(self, process: Process, thumbnails: list[int], frames: list[int]) -> None:
         super().__init__()
         self.process, self.result = process, process.result
-        self.missing = [k for k, picture in enumerate(process.thumbnails, 1) if picture is None]
+        self.thumbnails, self.frames = set(thumbnails), set(frames)
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="thumbnails", daemon=True)
+        self.thread = threading.Thread(target=self.run, name="viewer walk", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -165,8 +190,8 @@ class Thumbnailer(Worker):
         self.thread.join(timeout=10)
 
     def run(self) -> None:
-        first, last = self.missing[0], self.missing[-1]
-        wanted = set(self.missing)
+        wanted = self.thumbnails | self.frames
+        first, last = min(wanted), max(wanted)
         try:
             base = next(j for j in range(first - 1, -1, -1) if self.result.has_frame(j))
             frame = self.result.frame(base)
@@ -176,10 +201,11 @@ class Thumbnailer(Worker):
                     return
                 layer = self.result.layer(k)
                 composite(frame, layer)
-                picture = small.update(
-                    frame, layer.x, layer.y, layer.x + layer.width, layer.y + layer.height
-                )
-                if k in wanted:
+                right, bottom = layer.x + layer.width, layer.y + layer.height
+                picture = small.update(frame, layer.x, layer.y, right, bottom)
+                if k in self.thumbnails:
                     self.post(self.process.set_thumbnail, k, picture)
+                if k in self.frames:
+                    self.post(self.process.keep_frame, k, encode_png(frame))
         except Exception as error:  # a damaged file: the window stays, and says so
-            self.post(self.process.set_note, f"Some thumbnails cannot be made: {error}")
+            self.post(self.process.set_note, f"Some frames cannot be made: {error}")

@@ -65,6 +65,7 @@ class Process(QtCore.QObject):
         self.note = ""
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.kept: dict[int, bytes] = {}  # frames the folder lacks, made by the walker
+        self.lacking: tuple[list[int], list[int]] | None = None  # thumbnails, frames
         self.walker: Walker | None = None
 
     @property
@@ -90,12 +91,18 @@ class Process(QtCore.QObject):
         count = len(result.steps)
         every = max(CHECKPOINT_STEPS, -(-count // KEPT_FRAMES))
         frames = [k for k in (*range(every, count, every), count) if not result.has_frame(k)]
-        if thumbnails or frames:
-            self.walker = Walker(self, thumbnails, frames)
+        self.lacking = (thumbnails, frames) if thumbnails or frames else None
         self.changed.emit()
+
+    def start_walk(self) -> None:
+        """Start making what the folder lacks, once: after the first frame is on screen, so
+        that the walk does not slow it down."""
+        if self.lacking is not None and self.walker is None:
+            self.walker = Walker(self, *self.lacking)
 
     def close(self) -> None:
         """Stop the threads that work for this process."""
+        self.lacking = None
         if self.walker is not None:
             self.walker.stop()
 

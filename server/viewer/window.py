@@ -173,6 +173,7 @@ class Viewer(QtWidgets.QMainWindow):
         else:
             picture = process.frame(k)
         self.view.show_pixmap(to_pixmap(picture))
+        process.start_walk()
         total = process.total or process.count
         self.position.setText(f"step {k} / {total}" if k else f"start / {total}")
 

@@ -5,7 +5,7 @@
 Paints scikit-image's astronaut (scaled up) with the strokes engine, keeps the layers and
 frames of steps 4, 16 and the last, and encodes each with Pillow at zlib levels 1, 3 (what
 result folders used before) and 6, with Pillow and zlib's run-length strategy, and with
-`paintstep.result.encode_png` (rows "up"-filtered, run-length deflate). Prints the mean time
+`paintstep.png.encode_png` (rows "up"-filtered, run-length deflate). Prints the mean time
 (best of two) and size per picture, and each time as a ratio to Pillow's level 3.
 """
 

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image
 from PySide6 import QtCore
 
+from ..png import encode_png, read_png
 from ..process import StepLayer, Thumbnail, composite
-from ..result import CHECKPOINT_STEPS, Result, encode_png, load_result, read_png
+from ..result import CHECKPOINT_STEPS, Result, load_result
 
 CACHED_FRAMES = 4
 KEPT_FRAMES = 16  # at most, made by the walker for a folder that lacks them (PNGs in memory)

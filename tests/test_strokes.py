@@ -323,3 +323,11 @@ def test_with_bristles_the_strokes_show_hairs_and_the_process_still_ends_on_the_
     assert spread(hairy[0]) > spread(smooth[0]) + 10
     final = list(frames(PaintRequest(coffee).first_frame(), hairy))[-1]
     assert np.abs(final.astype(int) - coffee).max() <= 4
+
+
+def test_the_painterly_steps_name_their_stage_in_order(astronaut):
+    layers = list(paint(PaintRequest(astronaut, steps=16, seed=0)))
+    order = ["lay-in", "shapes", "details", "finish"]
+    stages = [layer.stage for layer in layers]
+    assert stages[0] == "lay-in" and stages[-1] == "finish"
+    assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)

@@ -115,7 +115,7 @@ class Result:
     def layer(self, index: int) -> StepLayer:
         entry = self.steps[index - 1]
         pixels = read_png(self.folder / entry["layer"]) if entry["width"] else empty_pixels()
-        return StepLayer(index, entry["x"], entry["y"], pixels)
+        return StepLayer(index, entry["x"], entry["y"], pixels, stage=entry.get("stage"))
 
 
 def run_info(
@@ -292,6 +292,8 @@ class ResultWriter:
             "layer": f"layers/step_{step.index:04d}.png",
             "frame": f"frames/frame_{step.index:04d}.png",
         }
+        if step.stage is not None:  # the stage of the process, when the engine names it
+            entry["stage"] = str(step.stage)
         if not step.is_empty:
             write_png(self.folder / entry["layer"], step.pixels)
         if step.thumbnail is not None and "thumbs" in self.outputs:

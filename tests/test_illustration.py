@@ -1,5 +1,7 @@
 """The illustrator's process: sketch, lines, flats, shading, details, finish."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import photo
@@ -94,3 +96,23 @@ def test_any_number_of_steps_gets_its_stages_finish_last(steps):
 def test_an_unknown_style_is_refused_with_the_styles_there_are():
     with pytest.raises(PaintError, match="paint, illustration"):
         list(get_engine("strokes").paint(PaintRequest(photo("coffee", 32), options={"style": "x"})))
+
+
+def test_each_steps_stage_is_in_the_manifest_and_in_the_servers_step_message(tmp_path):
+    from paintstep.cli import main
+    from paintstep.result import load_result
+    from paintstep.serve.jobs import Job
+    from PIL import Image
+
+    picture = tmp_path / "p.png"
+    Image.fromarray(photo("coffee", 96)).save(picture)
+    out = tmp_path / "out"
+    command = ["paint", str(picture), "--steps", "8", "--out", str(out), "-q"]
+    assert main([*command, "--option", "style=illustration"]) == 0
+    result = load_result(out)
+    stages = [result.layer(k).stage for k in range(1, 9)]
+    assert stages[0] == "sketch" and stages[-1] == "finish" and "flats" in stages
+    step = replace(result.layer(3), thumbnail=result.thumbnail(3))
+    assert Job("j1", tmp_path, steps=8).step_message(step).content["stage"] == stages[2]
+    # A step without a stage says none (older results and engines).
+    assert "stage" not in Job("j2", tmp_path).step_message(replace(step, stage=None)).content

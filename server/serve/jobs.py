@@ -85,6 +85,8 @@ class Job:
             "layer": image_field(step.pixels, buffers),
             "thumbnail": image_field(step.thumbnail, buffers),
         }
+        if step.stage is not None:  # older clients ignore it
+            content["stage"] = str(step.stage)
         return Message("step", content, buffers, job=self.id)
 
     def done_message(self, re: str | None = None) -> Message:

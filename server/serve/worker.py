@@ -195,7 +195,8 @@ def read_fetch(fetch: Fetch, events: Events, sent: threading.Semaphore) -> None:
                 send(fetch.recent[index])
             elif result is not None:
                 step = result.layer(index)
-                step = StepLayer(index, step.x, step.y, step.pixels, result.thumbnail(index))
+                thumb = result.thumbnail(index)
+                step = StepLayer(index, step.x, step.y, step.pixels, thumb, step.stage)
                 send(job.step_message(step))
         if fetch.done is not None:
             send(fetch.done)

@@ -24,7 +24,7 @@ from paintstep.process import PaintError
 from PIL import Image
 
 from . import convert
-from .diffusion import Weights, lora_file
+from .weights import Weights, lora_file
 
 log = logging.getLogger("paintstep.diffusion")
 

@@ -112,7 +112,7 @@ def test_the_conditioning_frame_changes_what_the_model_paints(engine, weights):
     """The start canvas is what frame 0 is held to: another start, other frames; with the
     control net's strength at zero the start no longer reaches the model at all."""
     from paintstep.model import video
-    from paintstep.model.diffusion import load_weights
+    from paintstep.model.weights import load_weights
 
     model = video.Video.get(load_weights(weights), "auto")
     a = photo("astronaut", 32)[..., :3]
@@ -239,15 +239,18 @@ def test_strokes_refuses_to_invent_and_says_which_engine_can():
         list(get_engine("strokes").paint(request))
 
 
-def test_listing_the_engines_does_not_import_torch():
+def test_listing_the_engines_and_checking_the_weights_does_not_import_torch(weights):
     code = (
         "import sys\n"
+        "from pathlib import Path\n"
         "from paintstep.engines import get_engine\n"
+        "from paintstep.model.weights import load_weights\n"
         "info = get_engine('diffusion').describe()\n"
         "assert info['prompt'] and info['invents'] and info['unavailable'] is None, info\n"
+        "load_weights(Path(sys.argv[1])).check('video', 'watercolour')\n"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code, str(weights)], check=True)
 
 
 def test_single_files_in_the_original_layout_paint_what_the_folders_paint(
@@ -380,7 +383,7 @@ def test_weights_paths_may_start_at_home_and_lora_names_may_have_dots(
 ):
     import shutil
 
-    from paintstep.model.diffusion import load_weights
+    from paintstep.model.weights import load_weights
 
     home = tmp_path / "home"
     shutil.copytree(weights.parent / "loras", home / "my loras")

@@ -90,6 +90,14 @@ class DiffusionEngine(Engine):
         EngineOption(
             "strength", float, 0.6, "Light mode: how much of the canvas may change.", 0.05, 1.0
         ),
+        EngineOption(
+            "inversion",
+            str,
+            "auto",
+            "Start the held frames (the canvas, the target) from a DDIM inversion of their "
+            "picture, as ProcessPainter does: auto is on with ProcessPainter's weights.",
+            choices=("auto", "on", "off"),
+        ),
         EngineOption("lora", str, "", "A painting-style LoRA by name (from the loras folder)."),
         EngineOption("lora_scale", float, 1.0, "How strongly the LoRA applies.", 0.0, 2.0),
         EngineOption(

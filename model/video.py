@@ -23,7 +23,7 @@ import torch
 from paintstep.process import PaintError
 from PIL import Image
 
-from . import convert
+from . import convert, processpainter
 from .weights import Weights, lora_file
 
 log = logging.getLogger("paintstep.diffusion")
@@ -132,7 +132,8 @@ def reading(path: Path, what: str) -> Iterator[None]:
 
 
 def load_base(weights: Weights, dtype: torch.dtype) -> dict[str, Any]:
-    """SD1.5's components: unet, vae, text_encoder, tokenizer, scheduler (DDIM, linear betas)."""
+    """SD1.5's components: unet, vae, text_encoder, tokenizer, scheduler (DDIM, linear betas),
+    and base_scheduler_config, the scheduler config the base model comes with."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
     assert weights.base is not None
@@ -157,6 +158,7 @@ def load_base(weights: Weights, dtype: torch.dtype) -> dict[str, Any]:
             )
     parts = {name: getattr(pipe, name) for name in ("unet", "vae", "text_encoder", "tokenizer")}
     parts["scheduler"] = DDIMScheduler.from_config(pipe.scheduler.config, **SCHEDULER)
+    parts["base_scheduler_config"] = pipe.scheduler.config
     return parts
 
 
@@ -253,15 +255,21 @@ class Model:
         cancel,
         report: Callable[[float], None],
         pipe=None,
+        prepare: Callable | None = None,
         **arguments,
     ) -> np.ndarray | None:
         """The pipeline's (or `pipe`'s) output as floats 0-1, or None when cancelled.
-        `expected` is how many denoising steps it will take, for the progress report."""
+        `expected` is how many denoising steps it will take, for the progress report.
+        `prepare(generator, step_end)`, run first with the seeded generator, gives further
+        arguments (its own denoising steps count towards `expected` through `step_end`)."""
+        done = 0
 
         def step_end(pipe, i: int, t, tensors: dict) -> dict:
+            nonlocal done
             if cancel.is_set():
                 raise Cancelled
-            report(min(1.0, (i + 1) / expected))
+            done += 1
+            report(min(1.0, done / expected))
             return tensors
 
         with torch.random.fork_rng(devices=[]):  # the callers hold GPU
@@ -271,6 +279,8 @@ class Model:
             generator = torch.Generator("cpu").manual_seed(seed)
             try:
                 with torch.inference_mode():
+                    if prepare is not None:
+                        arguments.update(prepare(generator, step_end))
                     output = (pipe or self.pipe)(
                         generator=generator,
                         output_type="np",
@@ -288,11 +298,21 @@ class Video(Model):
 
         dtype = self.memory.dtype
         assert self.weights.motion is not None and self.weights.control is not None
-        return AnimateDiffSparseControlNetPipeline(
-            **load_base(self.weights, dtype),
-            motion_adapter=load_motion(self.weights.motion, dtype, self.weights.processpainter),
+        parts = load_base(self.weights, dtype)
+        self.base_scheduler_config = parts.pop("base_scheduler_config")
+        adapter = load_motion(self.weights.motion, dtype, self.weights.processpainter)
+        pipe = AnimateDiffSparseControlNetPipeline(
+            **parts,
+            motion_adapter=adapter,
             controlnet=load_control(self.weights.control, dtype, self.weights.processpainter),
         )
+        # The pipeline copies the adapter's weights into fresh modules of its own, so
+        # ProcessPainter's way of computing is given to the UNet it built.
+        self.processpainter = processpainter.trained_by_processpainter(adapter)
+        if self.processpainter:
+            processpainter.as_processpainter(pipe.unet)
+        self.plain_unet = parts["unet"]  # SD1.5's own, for DDIM inversion (on the CPU between)
+        return pipe
 
     def generate(
         self,
@@ -308,14 +328,23 @@ class Video(Model):
         and, when there is a second, the last frame to it. None when cancelled."""
         frames = settings["frames"]
         images = [Image.fromarray(c).resize(size, Image.Resampling.LANCZOS) for c in conditions]
+        held = [0, frames - 1][: len(images)]
         steps = settings["sampling_steps"]
+        inversion = settings.get("inversion", "auto")
+        invert = inversion == "on" or (inversion == "auto" and self.processpainter)
+        expected = steps + (processpainter.INVERSION_STEPS * len(images) if invert else 0)
+
+        def starting_latents(generator, step_end) -> dict[str, Any]:
+            return {"latents": self.starting_latents(images, held, frames, generator, step_end)}
+
         with GPU:
             self.use_lora(settings["lora"], settings["lora_scale"])
             return self.run(
                 seed,
-                steps,
+                expected,
                 cancel,
                 report,
+                prepare=starting_latents if invert else None,
                 num_inference_steps=steps,
                 prompt=prompt,
                 negative_prompt=NEGATIVE,
@@ -324,9 +353,40 @@ class Video(Model):
                 num_frames=frames,
                 guidance_scale=settings["guidance"],
                 conditioning_frames=images,
-                controlnet_frame_indices=[0, frames - 1][: len(images)],
+                controlnet_frame_indices=held,
                 controlnet_conditioning_scale=settings["control"],
             )
+
+    def starting_latents(
+        self, images: list[Image.Image], held: list[int], frames: int, generator, step_end
+    ) -> torch.Tensor:
+        """The latents denoising starts from: noise, as the pipeline draws it, with each held
+        frame replaced by the DDIM inversion of its picture (ProcessPainter's `ddim: true`)."""
+        from diffusers.utils.torch_utils import randn_tensor
+
+        pipe = self.pipe
+        width, height = images[0].size
+        factor = pipe.vae_scale_factor
+        shape = (1, pipe.unet.config.in_channels, frames, height // factor, width // factor)
+        dtype = pipe.text_encoder.dtype
+        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=dtype)
+        self.plain_unet.to(self.device)
+        try:
+            for index, image in zip(held, images):
+                pixels = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1)
+                latents[:, :, index] = processpainter.inverted(
+                    pixels.permute(2, 0, 1)[None],
+                    pipe.vae,
+                    pipe.text_encoder,
+                    pipe.tokenizer,
+                    self.plain_unet,
+                    self.base_scheduler_config,
+                    step_end,
+                ).to(latents.device, latents.dtype)
+        finally:
+            if self.device.type != "cpu":
+                self.plain_unet.to("cpu")
+        return latents
 
 
 class Picture(Model):
@@ -336,6 +396,7 @@ class Picture(Model):
         from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
         parts = load_base(self.weights, self.memory.dtype)
+        parts.pop("base_scheduler_config")
         self.inpaint = StableDiffusionInpaintPipeline(
             **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )

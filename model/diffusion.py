@@ -47,6 +47,8 @@ CHANGE_FROM, CHANGE_FULL = 0.04, 0.12
 DENOISING_SHARE = 0.9  # of a job's progress, the rest is turning frames into steps
 NO_PAINT = StepLayer(0, 0, 0, np.zeros((0, 0, 4), np.uint8))  # a step that paints nothing
 MOST_FRAMES = 24  # ProcessPainter's motion modules encode positions up to 24 frames
+# What ProcessPainter trains and infers with (configs/training, configs/prompts/*-cn-final).
+PROCESSPAINTER = {"frames": 8, "sampling_steps": 50, "guidance": 5.0}
 
 
 class DiffusionEngine(Engine):
@@ -70,7 +72,8 @@ class DiffusionEngine(Engine):
             "frames",
             int,
             16,
-            "Frames the video model makes at least (video mode); steps + 1 when more, up to 24.",
+            "Frames the video model makes (video mode): with ProcessPainter's weights 8, "
+            "otherwise at least this, steps + 1 when more, up to 24.",
             8,
             MOST_FRAMES,
         ),
@@ -82,8 +85,22 @@ class DiffusionEngine(Engine):
             32,
             1024,
         ),
-        EngineOption("sampling_steps", int, 25, "Denoising steps: more is slower, finer.", 1, 100),
-        EngineOption("guidance", float, 7.5, "How closely to follow the prompt.", 0.0, 20.0),
+        EngineOption(
+            "sampling_steps",
+            int,
+            25,
+            "Denoising steps: more is slower, finer (50 with ProcessPainter's weights).",
+            1,
+            100,
+        ),
+        EngineOption(
+            "guidance",
+            float,
+            7.5,
+            "How closely to follow the prompt (5 with ProcessPainter's weights).",
+            0.0,
+            20.0,
+        ),
         EngineOption(
             "control", float, 1.0, "How strongly the start and goal hold their frames.", 0.0, 2.0
         ),
@@ -161,14 +178,16 @@ def paint_process_diffusion(
     if settings["mode"] == "light":
         yield from light_process(request, settings, weights, start, keep, cancel, report)
         return
-    # Frame 0 is the start: N steps want N + 1 frames, which the model makes when it can.
-    frames = max(settings["frames"], min(request.steps + 1, MOST_FRAMES))
-    settings = {**settings, "frames": frames}
-    if request.steps > frames - 1:
-        log.info("%d steps from %d frames: strokes paint between frames", request.steps, frames)
     report(0.0, "loading the model")
     conditions = [rgb_over_white(start)] + ([rgb_over_white(goal)] if goal is not None else [])
     with video.Video.session(weights, settings["memory"]) as model:
+        settings = recipe(settings, request, model.processpainter)
+        if request.steps > settings["frames"] - 1:
+            log.info(
+                "%d steps from %d frames: strokes paint between frames",
+                request.steps,
+                settings["frames"],
+            )
         report(0.0, "denoising")
         generated = model.generate(
             conditions,
@@ -184,6 +203,23 @@ def paint_process_diffusion(
     report(DENOISING_SHARE, "painting")
     wanted = brought_back(start, generated, keep, goal)
     yield from steps_from_frames(start, wanted, len(generated) - 1, request, cancel, report)
+
+
+def recipe(settings: dict[str, Any], request: PaintRequest, processpainter: bool) -> dict[str, Any]:
+    """The settings a job runs with. ProcessPainter's weights were trained and are run (its
+    scripts/animate.py, configs/prompts) with 8 frames, 50 DDIM steps and guidance 5: options
+    not given take those values, and the frames stay 8 however many steps are asked for (the
+    strokes engine paints between them). Other weights make steps + 1 frames, up to 24, when
+    more steps are asked for than frames (frame 0 is the start)."""
+    if processpainter:
+        given = request.options
+        return {**settings, **{k: v for k, v in PROCESSPAINTER.items() if k not in given}}
+    if not settings["lora"]:
+        log.warning(
+            "The motion module is not ProcessPainter's and no LoRA is applied: plain AnimateDiff "
+            "animates motion, not a painting process (docs/diffusion.md says which weights paint)."
+        )
+    return {**settings, "frames": max(settings["frames"], min(request.steps + 1, MOST_FRAMES))}
 
 
 def working_size(width: int, height: int, side: int) -> tuple[int, int]:

@@ -27,6 +27,12 @@ import torch.nn.functional as F
 from .convert import FrameGroupNorm, normalise_frames_apart
 
 INVERSION_STEPS = 50  # ddim.py's num_steps
+NEGATIVE = "worst quality, low quality, letterboxed"  # its configs/prompts' n_prompt
+# configs/inference/inference.yaml's noise_scheduler_kwargs; the rest DDIMScheduler's defaults
+# (which include "leading" timestep spacing and the final alpha set to one).
+SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="linear", steps_offset=1, clip_sample=False
+)
 
 
 class FrameCount:
@@ -85,6 +91,13 @@ def trained_by_processpainter(model: torch.nn.Module) -> bool:
     """Whether a loaded motion adapter or control net is ProcessPainter's (convert.py gives
     those, and only those, frame-wise temporal norms)."""
     return any(isinstance(m, FrameGroupNorm) for m in model.modules())
+
+
+def scheduler():
+    """The DDIM scheduler ProcessPainter samples with."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**SCHEDULER)
 
 
 def inverse_scheduler(config):

@@ -309,8 +309,11 @@ class Video(Model):
         # The pipeline copies the adapter's weights into fresh modules of its own, so
         # ProcessPainter's way of computing is given to the UNet it built.
         self.processpainter = processpainter.trained_by_processpainter(adapter)
+        self.negative = NEGATIVE
         if self.processpainter:
             processpainter.as_processpainter(pipe.unet)
+            pipe.scheduler = processpainter.scheduler()
+            self.negative = processpainter.NEGATIVE
         self.plain_unet = parts["unet"]  # SD1.5's own, for DDIM inversion (on the CPU between)
         return pipe
 
@@ -347,7 +350,7 @@ class Video(Model):
                 prepare=starting_latents if invert else None,
                 num_inference_steps=steps,
                 prompt=prompt,
-                negative_prompt=NEGATIVE,
+                negative_prompt=self.negative,
                 width=size[0],
                 height=size[1],
                 num_frames=frames,

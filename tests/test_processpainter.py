@@ -252,3 +252,76 @@ def test_the_held_frames_start_from_the_ddim_inversion_of_their_pictures(saved, 
 
     plain = starting_latents(model, [start, goal], "off")
     assert not torch.allclose(plain[:, 0], latents[:, 0], atol=1e-2)
+
+
+@pytest.fixture
+def calls(saved, model, monkeypatch):
+    """The engine on ProcessPainter's weights, with the pipeline's run recorded (and frames of
+    noise made instead): what it was asked for is what is tested."""
+    from paintstep.model import video
+
+    recorded = []
+
+    def run(self, seed, expected, cancel, report, pipe=None, prepare=None, **arguments):
+        recorded.append(arguments)
+        shape = (arguments["num_frames"], arguments["height"], arguments["width"], 3)
+        return np.random.default_rng(seed).random(shape, np.float32)
+
+    monkeypatch.setattr(video.Model, "run", run)
+    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", str(saved[0] / "diffusion.json"))
+    return recorded
+
+
+def seen_as(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(picture[..., :3]).resize(size, Image.Resampling.LANCZOS))
+
+
+def test_processpainters_recipe_is_the_default_with_its_weights(calls, model):
+    """8 frames, 50 DDIM steps on "leading" timesteps, guidance 5, its negative prompt; more
+    steps than frames are painted between the frames."""
+    from paintstep.engines import get_engine
+    from paintstep.process import PaintRequest
+
+    target = photo("astronaut", 48)
+    canvas = target.copy()
+    canvas[:, 24:] = [230, 220, 200, 255]
+    request = PaintRequest(canvas, target=target, steps=12, options={"size": 32})
+    layers = list(get_engine("diffusion").paint(request))
+    assert [layer.index for layer in layers] == list(range(1, 13))
+    (call,) = calls
+    assert call["num_frames"] == 8 and call["num_inference_steps"] == 50
+    assert call["guidance_scale"] == 5.0
+    assert call["negative_prompt"] == "worst quality, low quality, letterboxed"
+    scheduler = model.pipe.scheduler
+    scheduler.set_timesteps(50)
+    assert scheduler.timesteps[0] == 981 and scheduler.timesteps[-1] == 1
+    assert scheduler.config.beta_schedule == "linear" and scheduler.config.set_alpha_to_one
+
+    given = {"size": 32, "frames": 12, "sampling_steps": 3, "guidance": 2.0}
+    list(get_engine("diffusion").paint(PaintRequest(canvas, target=target, options=given)))
+    assert calls[1]["num_frames"] == 12 and calls[1]["num_inference_steps"] == 3
+    assert calls[1]["guidance_scale"] == 2.0
+
+
+def test_the_start_holds_frame_0_and_the_target_the_last(calls):
+    """Semi-to-complete as ProcessPainter trained for it: the canvas conditions frame 0 and,
+    with a target, the target the last frame; without one only frame 0 is held."""
+    from paintstep.engines import get_engine
+    from paintstep.process import PaintRequest
+
+    target = photo("coffee", 40)
+    canvas = np.full_like(target, 255)
+    canvas[:10] = target[:10]
+    list(get_engine("diffusion").paint(PaintRequest(canvas, target=target, steps=3)))
+    list(get_engine("diffusion").paint(PaintRequest(canvas, steps=3, complete=True)))
+    with_target, completing = calls
+    size = (with_target["width"], with_target["height"])
+    assert with_target["controlnet_frame_indices"] == [0, with_target["num_frames"] - 1]
+    first, last = (np.asarray(image) for image in with_target["conditioning_frames"])
+    assert np.array_equal(first, seen_as(canvas, size))
+    assert np.array_equal(last, seen_as(target, size))
+    assert completing["controlnet_frame_indices"] == [0]
+    (only,) = completing["conditioning_frames"]
+    assert np.array_equal(np.asarray(only), seen_as(canvas, size))

@@ -290,3 +290,36 @@ def convert_file(source: Path, out: Path, kind: str, processpainter: bool) -> Pa
     model.save_pretrained(out)
     (out / MARKER).write_text(json.dumps({"frame_norm": processpainter, "source": source.name}))
     return out
+
+
+def domain_adapter(state: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """AnimateDiff's domain adapter (v3_sd15_adapter.ckpt) as {layer: (up, down)}: LoRA pairs
+    saved under diffusers' old attention-processor names (`...attn1.processor.to_q_lora.down.
+    weight`), read as ProcessPainter's load_diffusers_lora reads them."""
+    pairs = {}
+    for key, down in state.items():
+        if not key.endswith(".down.weight") or "_lora." not in key:
+            continue
+        up = state.get(key[: -len(".down.weight")] + ".up.weight")
+        if up is None:
+            raise KeyError(f"{key[: -len('.down.weight')]}.up.weight (the LoRA's other half)")
+        layer = key[: -len(".down.weight")].replace("processor.", "").replace("_lora", "")
+        layer = layer.removeprefix("unet.")
+        pairs[re.sub(r"\.to_out$", ".to_out.0", layer)] = (up, down)
+    if not pairs:
+        raise KeyError("no ...processor.to_q_lora.down.weight: this is not a domain adapter")
+    return pairs
+
+
+def merge_domain_adapter(unet: torch.nn.Module, state: dict[str, torch.Tensor], scale: float):
+    """W += scale * up @ down on each layer the adapter names (in place); a layer the UNet
+    lacks is an error that names it."""
+    layers = dict(unet.named_modules())
+    with torch.no_grad():
+        for name, (up, down) in domain_adapter(state).items():
+            layer = layers.get(name)
+            if layer is None or not hasattr(layer, "weight"):
+                raise KeyError(f"{name}: the domain adapter adapts a layer SD1.5 does not have")
+            delta = (up.float() @ down.float()) * scale
+            layer.weight += delta.to(layer.weight.device, layer.weight.dtype)
+    return unet

@@ -182,6 +182,17 @@ def load_control(path: Path, dtype: torch.dtype, processpainter: bool):
         return convert.control_net(state, processpainter).to(dtype)
 
 
+def adapted(pipe, adapter: str) -> bool:
+    """Whether the LoRA called `adapter` wraps any layer of the pipeline's models."""
+    models = [getattr(pipe, name, None) for name in ("unet", "text_encoder")]
+    return any(
+        adapter in getattr(module, "lora_A", {})
+        for model in models
+        if model is not None
+        for module in model.modules()
+    )
+
+
 # One model runs at a time: the GPU is one resource, and jobs on several workers take turns.
 GPU = threading.RLock()
 
@@ -244,6 +255,13 @@ class Model:
                     self.pipe.load_lora_weights(
                         path.parent, weight_name=path.name, adapter_name=adapter
                     )
+            if not adapted(self.pipe, adapter):
+                self.pipe.delete_adapters(adapter)
+                raise PaintError(
+                    f"The LoRA {name!r} ({path}) adapts no layer of the model: it is not a "
+                    "diffusers, peft or kohya LoRA for SD1.5. (AnimateDiff's domain adapter, "
+                    f'v3_sd15_adapter.ckpt, goes in "adapter" of {self.weights.config}.)'
+                )
             self.loras.add(name)
         self.pipe.enable_lora()
         self.pipe.set_adapters([name.replace(".", "_")], [scale])
@@ -314,6 +332,10 @@ class Video(Model):
             processpainter.as_processpainter(pipe.unet)
             pipe.scheduler = processpainter.scheduler()
             self.negative = processpainter.NEGATIVE
+        if self.weights.adapter is not None:
+            with reading(self.weights.adapter, "AnimateDiff's domain adapter"):
+                state = convert.read_checkpoint(self.weights.adapter)
+                convert.merge_domain_adapter(pipe.unet, state, self.weights.adapter_scale)
         self.plain_unet = parts["unet"]  # SD1.5's own, for DDIM inversion (on the CPU between)
         return pipe
 

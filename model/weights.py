@@ -42,8 +42,10 @@ class Weights:
     file together with `base_config`, a diffusers folder whose configs describe it. motion: a
     MotionAdapter folder, or an AnimateDiff / ProcessPainter motion module file. control: a
     SparseControlNetModel folder, or a SparseCtrl RGB file (processpainter: true when it is
-    ProcessPainter's; its motion files are recognised alone). loras: a folder of LoRA files.
-    Relative paths are read from the config file's folder.
+    ProcessPainter's; its motion files are recognised alone). adapter: AnimateDiff's domain
+    adapter (v3_sd15_adapter.ckpt), merged into the spatial layers at `adapter_scale`, as
+    ProcessPainter trains and runs with it. loras: a folder of LoRA files. Relative paths are
+    read from the config file's folder.
     """
 
     config: Path
@@ -51,6 +53,8 @@ class Weights:
     base_config: Path | None = None
     motion: Path | None = None
     control: Path | None = None
+    adapter: Path | None = None
+    adapter_scale: float = 1.0
     loras: Path | None = None
     device: str = "auto"
     processpainter: bool = False  # the control file is ProcessPainter's (see convert.py)
@@ -63,6 +67,8 @@ class Weights:
         if mode == "video":
             self.need("motion", "the motion module (e.g. animatediff-motion-adapter-v1-5-3)")
             self.need("control", "the sparse control net (e.g. animatediff-sparsectrl-rgb)")
+            if self.adapter is not None:
+                self.need("adapter", "AnimateDiff's domain adapter (v3_sd15_adapter.ckpt)")
         if lora:
             lora_file(self, lora)
 
@@ -93,7 +99,8 @@ def load_weights(path: Path | None = None) -> Weights:
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as error:
         raise PaintError(f"{path} is not a readable JSON object ({error}); fix it.") from None
-    known = {"base", "base_config", "motion", "control", "loras", "device", "processpainter"}
+    settings = {"device", "processpainter", "adapter_scale"}
+    known = {"base", "base_config", "motion", "control", "adapter", "loras"} | settings
     unknown = sorted(set(raw) - known)
     if unknown:
         raise PaintError(
@@ -106,11 +113,20 @@ def load_weights(path: Path | None = None) -> Weights:
     processpainter = raw.get("processpainter", False)
     if not isinstance(processpainter, bool):
         raise PaintError(f'{path}: "processpainter" must be true or false.')
+    scale = raw.get("adapter_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 2:
+        raise PaintError(f'{path}: "adapter_scale" must be a number from 0 to 2.')
     found = {
         key: path.parent / Path(str(raw[key])).expanduser() if raw.get(key) else None
-        for key in known - {"device", "processpainter"}
+        for key in known - settings
     }
-    return Weights(config=path, device=device, processpainter=processpainter, **found)
+    return Weights(
+        config=path,
+        device=device,
+        processpainter=processpainter,
+        adapter_scale=float(scale),
+        **found,
+    )
 
 
 def lora_file(weights: Weights, name: str) -> Path:

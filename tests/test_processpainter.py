@@ -325,3 +325,75 @@ def test_the_start_holds_frame_0_and_the_target_the_last(calls):
     assert completing["controlnet_frame_indices"] == [0]
     (only,) = completing["conditioning_frames"]
     assert np.array_equal(np.asarray(only), seen_as(canvas, size))
+
+
+def domain_adapter_file(unet, generator) -> dict:
+    """A domain adapter as AnimateDiff saves v3_sd15_adapter.ckpt (and ProcessPainter's
+    load_diffusers_lora reads it): a LoRA pair (r 4) on every spatial attention projection,
+    under diffusers' old attention-processor names."""
+    state = {}
+    for name, module in unet.named_modules():
+        if not name.endswith((".attn1", ".attn2")):
+            continue
+        for projection, layer in (
+            ("to_q", module.to_q),
+            ("to_k", module.to_k),
+            ("to_v", module.to_v),
+            ("to_out", module.to_out[0]),
+        ):
+            out_features, in_features = layer.weight.shape
+            key = f"{name}.processor.{projection}_lora"
+            state[f"{key}.down.weight"] = torch.randn(4, in_features, generator=generator)
+            state[f"{key}.up.weight"] = torch.randn(out_features, 4, generator=generator) * 0.1
+    return state
+
+
+@pytest.fixture(scope="module")
+def adapted(saved):
+    """The engine's model with the domain adapter in its slot (at 0.5), and the file's pairs."""
+    from paintstep.model import video
+    from paintstep.model.weights import load_weights
+
+    root, parts, _ = saved
+    state = domain_adapter_file(parts["unet"], torch.Generator().manual_seed(9))
+    torch.save({"state_dict": state}, root / "v3_sd15_adapter.ckpt")
+    (root / "loras").mkdir(exist_ok=True)
+    from safetensors.torch import save_file
+
+    save_file(state, root / "loras" / "domain.safetensors")
+    entries = json.loads((root / "diffusion.json").read_text())
+    config = root / "with-adapter.json"
+    extra = {"adapter": "v3_sd15_adapter.ckpt", "adapter_scale": 0.5, "loras": "loras"}
+    config.write_text(json.dumps({**entries, **extra}))
+    return video.Video.get(load_weights(config), "fp32"), state
+
+
+def test_the_domain_adapter_is_merged_into_the_spatial_layers_at_its_scale(saved, adapted):
+    from diffusers import UNet2DConditionModel
+
+    model, state = adapted
+    plain = UNet2DConditionModel.from_pretrained(saved[0] / "sd15" / "unet")
+    original = dict(plain.named_parameters())
+    merged = dict(model.pipe.unet.named_parameters())
+    checked = 0
+    for key, down in state.items():
+        if not key.endswith(".down.weight"):
+            continue
+        up = state[key.replace(".down.", ".up.")]
+        layer = key.replace(".processor.", ".").replace("_lora.down", "")
+        layer = layer.replace(".to_out.weight", ".to_out.0.weight")
+        expected = original[layer] + 0.5 * up @ down
+        assert torch.allclose(merged[layer], expected, atol=1e-5), layer
+        checked += 1
+    assert checked == len(state) // 2 > 0
+    # the inversion's SD1.5 stays plain, as ProcessPainter's ddim pipeline is
+    some = next(k for k in original if k.endswith("attn1.to_q.weight"))
+    assert torch.equal(dict(model.plain_unet.named_parameters())[some], original[some])
+
+
+def test_a_lora_that_adapts_no_layer_is_an_error_naming_the_file(adapted):
+    from paintstep.process import PaintError
+
+    model, _ = adapted
+    with pytest.raises(PaintError, match=r"domain\.safetensors.*adapts no layer.*adapter"):
+        model.use_lora("domain", 1.0)

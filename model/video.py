@@ -14,7 +14,6 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,11 +23,11 @@ from paintstep.process import PaintError
 from PIL import Image
 
 from . import convert, processpainter
+from .memory import LEANER, MEMORY, Memory, choose_memory, device_of, place
 from .weights import Weights, lora_file
 
 log = logging.getLogger("paintstep.diffusion")
 
-GIB = 1024**3
 # diffusers' and transformers' own notices would flood the terminal, -q or not; they set their
 # loggers' levels from these when first imported (which is after this, in load_base).
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -45,71 +44,6 @@ SCHEDULER = dict(
 
 class Cancelled(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Which memory switches a pipeline runs with."""
-
-    name: str
-    dtype: torch.dtype
-    sliced: bool  # the VAE decodes one frame at a time
-    offload: bool  # each model moves to the GPU only while it runs
-
-    @property
-    def says(self) -> str:
-        parts = [str(self.dtype).removeprefix("torch.")]
-        parts += ["VAE slicing"] if self.sliced else []
-        parts += ["model CPU offload"] if self.offload else []
-        return ", ".join(parts) + ", SDPA attention"
-
-
-MEMORY = {
-    "fp32": Memory("fp32", torch.float32, False, False),
-    "fp16": Memory("fp16", torch.float16, False, False),
-    "sliced": Memory("sliced", torch.float16, True, False),
-    "offload": Memory("offload", torch.float16, True, True),
-}
-# Free GPU memory each plan wants for 16 frames at 512 x 512 (see docs/benchmarks.md).
-ENOUGH = {"fp16": 16 * GIB, "sliced": 9 * GIB}
-
-
-def device_of(weights: Weights) -> torch.device:
-    if weights.device != "auto":
-        if weights.device.startswith("cuda") and not torch.cuda.is_available():
-            raise PaintError(
-                f"{weights.config} asks for device {weights.device!r}, but torch sees no CUDA "
-                'GPU here; set "device": "cpu", or install a CUDA build of torch.'
-            )
-        return torch.device(weights.device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def choose_memory(asked: str, device: torch.device) -> tuple[Memory, str]:
-    """The memory plan and why it was chosen."""
-    if device.type != "cuda":
-        return MEMORY["fp32"], f"on the {device.type.upper()}, in fp32"
-    if asked != "auto":
-        return MEMORY[asked], f"{asked} as asked"
-    free, total = torch.cuda.mem_get_info(device)
-    for name in ("fp16", "sliced"):
-        if free >= ENOUGH[name]:
-            return MEMORY[name], f"{free / GIB:.1f} of {total / GIB:.1f} GiB free on the GPU"
-    return MEMORY["offload"], f"only {free / GIB:.1f} GiB free on the GPU"
-
-
-def place(pipe, memory: Memory, device: torch.device):
-    """The pipeline in `memory`'s dtype, with its switches, on `device`."""
-    pipe.set_progress_bar_config(disable=True)
-    if pipe.unet.dtype != memory.dtype:
-        pipe.to(dtype=memory.dtype)
-    if memory.sliced:
-        pipe.vae.enable_slicing()
-    if memory.offload:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    return pipe
 
 
 @contextlib.contextmanager
@@ -279,7 +213,50 @@ class Model:
         """The pipeline's (or `pipe`'s) output as floats 0-1, or None when cancelled.
         `expected` is how many denoising steps it will take, for the progress report.
         `prepare(generator, step_end)`, run first with the seeded generator, gives further
-        arguments (its own denoising steps count towards `expected` through `step_end`)."""
+        arguments (its own denoising steps count towards `expected` through `step_end`).
+        Out of GPU memory, it says so and tries once more with the next, leaner plan."""
+        furthest = 0.0
+
+        def forward_only(share: float) -> None:
+            nonlocal furthest
+            if share > furthest:
+                furthest = share
+                report(share)
+
+        args = (seed, expected, cancel, forward_only, pipe, prepare, arguments)
+        try:
+            return self.run_once(*args)
+        except torch.OutOfMemoryError:
+            leaner = LEANER.get(self.memory.name)
+            if leaner is None:
+                raise PaintError(self.out_of_memory()) from None
+        log.warning(
+            "the GPU ran out of memory with the %s plan: trying again with %s (%s)",
+            self.memory.name,
+            leaner,
+            MEMORY[leaner].says,
+        )
+        self.use_plan(MEMORY[leaner])
+        try:
+            return self.run_once(*args)
+        except torch.OutOfMemoryError:
+            raise PaintError(self.out_of_memory()) from None
+
+    def out_of_memory(self) -> str:
+        return (
+            f"The GPU ran out of memory even with the {self.memory.name} plan "
+            f"({self.memory.says}): ask for a smaller size (-o size=384) or fewer frames, or "
+            "close other programs that use the GPU."
+        )
+
+    def use_plan(self, memory: Memory) -> None:
+        """Switch the loaded pipeline to another memory plan, in place."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.memory = memory
+        self.pipe = place(self.pipe, memory, self.device)
+
+    def run_once(self, seed, expected, cancel, report, pipe, prepare, arguments):
         done = 0
 
         def step_end(pipe, i: int, t, tensors: dict) -> dict:
@@ -297,13 +274,13 @@ class Model:
             generator = torch.Generator("cpu").manual_seed(seed)
             try:
                 with torch.inference_mode():
-                    if prepare is not None:
-                        arguments.update(prepare(generator, step_end))
+                    extra = {} if prepare is None else prepare(generator, step_end)
                     output = (pipe or self.pipe)(
                         generator=generator,
                         output_type="np",
                         callback_on_step_end=step_end,
                         **arguments,
+                        **extra,
                     )
             except Cancelled:
                 return None

@@ -340,6 +340,49 @@ def test_the_memory_switches_follow_the_gpus_free_memory(monkeypatch, free_gib, 
     assert video.choose_memory("auto", torch.device("cpu"))[0].dtype == torch.float32
 
 
+def test_the_lean_plans_chunk_the_feed_forward_and_slice_the_vae():
+    from diffusers import AnimateDiffSparseControlNetPipeline
+    from paintstep.model import random_models, video
+
+    parts = random_models.build(random_models.TINY)
+    adapter = parts.pop("motion_adapter")
+    pipe = AnimateDiffSparseControlNetPipeline(**parts, motion_adapter=adapter)
+    blocks = [m for m in pipe.unet.modules() if hasattr(m, "_chunk_size")]
+    assert blocks and all(b._chunk_size is None for b in blocks)
+    video.place(pipe, video.MEMORY["sliced"], torch.device("cpu"))
+    assert all(b._chunk_size == 1 and b._chunk_dim == 1 for b in blocks)
+    assert pipe.vae.use_slicing
+
+
+def test_out_of_gpu_memory_retries_once_with_the_next_plan_and_says_so(
+    weights, monkeypatch, caplog
+):
+    from paintstep.model import video
+    from paintstep.model.weights import load_weights
+
+    model = video.Video.get(load_weights(weights), "auto")
+    monkeypatch.setattr(model, "memory", video.MEMORY["fp16"])  # restored afterwards
+    placed, tries, failing = [], [], {"fp16"}
+    monkeypatch.setattr(video, "place", lambda pipe, memory, device: placed.append(memory) or pipe)
+
+    def run_once(*args):
+        tries.append(model.memory.name)
+        if model.memory.name in failing:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return np.zeros((8, 32, 32, 3), np.float32)
+
+    monkeypatch.setattr(model, "run_once", run_once)
+    with caplog.at_level("WARNING", logger="paintstep.diffusion"):
+        out = model.run(0, 3, threading.Event(), lambda share: None)
+    assert out.shape == (8, 32, 32, 3) and tries == ["fp16", "sliced"]
+    assert [p.name for p in placed] == ["sliced"]
+    assert "ran out of memory with the fp16 plan" in caplog.text
+    failing |= {"sliced", "offload"}
+    with pytest.raises(PaintError, match="even with the offload plan.*size"):
+        model.run(0, 3, threading.Event(), lambda share: None)  # sliced -> offload, once
+    assert tries[2:] == ["sliced", "offload"]
+
+
 def blob(size: int = 64) -> np.ndarray:
     """A soft round blob on transparency: alpha from 255 in the middle to 0 at the edge."""
     y, x = np.mgrid[:size, :size]

@@ -26,8 +26,11 @@ FRAMES = 8
 CHANNELS = (32, 64)  # random_models.TINY's, one layer per block
 
 
-def module_keys(prefix: str, c: int, max_len: int) -> dict[str, tuple[int, ...]]:
-    """One VanillaTemporalModule's state_dict: names and shapes."""
+def module_keys(
+    prefix: str, c: int, max_len: int, attentions: int = 2
+) -> dict[str, tuple[int, ...]]:
+    """One VanillaTemporalModule's state_dict: names and shapes (`attentions`: 2 in a motion
+    module, [Temporal_Self, Temporal_Self]; 1 in SparseCtrl's control net)."""
     t = f"{prefix}.temporal_transformer"
     block = f"{t}.transformer_blocks.0"
     keys = {
@@ -44,7 +47,7 @@ def module_keys(prefix: str, c: int, max_len: int) -> dict[str, tuple[int, ...]]
         f"{block}.ff_norm.weight": (c,),
         f"{block}.ff_norm.bias": (c,),
     }
-    for i in (0, 1):  # attention_block_types: [Temporal_Self, Temporal_Self]
+    for i in range(attentions):  # attention_block_types
         attention = f"{block}.attention_blocks.{i}"
         for projection in ("to_q", "to_k", "to_v"):
             keys[f"{attention}.{projection}.weight"] = (c, c)
@@ -141,7 +144,9 @@ def original_forward(state, prefix, x, frames, frame_norm: bool, twice: bool) ->
         hs = F.group_norm(video, 32, *norm, eps=1e-6).transpose(1, 2).reshape(x.shape)
     hs = hs.permute(0, 2, 3, 1).reshape(bf, h * w, c)
     hs = F.linear(hs, state[f"{t}.proj_in.weight"], state[f"{t}.proj_in.bias"])
-    for i in (0, 1):
+    here = f"{block}.attention_blocks."
+    attentions = {k[len(here) :].split(".")[0] for k in state if k.startswith(here)}
+    for i in sorted(attentions):
         a = f"{block}.attention_blocks.{i}"
         normed = F.layer_norm(
             hs, (c,), state[f"{block}.norms.{i}.weight"], state[f"{block}.norms.{i}.bias"]
@@ -207,3 +212,25 @@ def test_a_processpainter_motion_module_in_the_pipelines_unet_computes_what_its_
     unet = UNetMotionModel.from_unet2d(random_models.unet(random_models.TINY), adapter)
     processpainter.as_processpainter(unet)
     assert compare(unet, state, frame_norm=True, twice=True) == 6
+
+
+def control_file(seed: int) -> dict[str, torch.Tensor]:
+    """A SparseCtrl-RGB control net as released: its motion modules under the original names
+    (one temporal self-attention each, positions up to 32: image_condition.yaml), the rest
+    under the names SparseCtrl's UNet3D blocks share with diffusers."""
+    from paintstep.model import random_models
+
+    net = random_models.control_net(random_models.TINY)
+    state = {k: v for k, v in net.state_dict().items() if ".motion_modules." not in k}
+    for i, c in enumerate(CHANNELS):
+        state |= filled(module_keys(f"down_blocks.{i}.motion_modules.0", c, 32, 1), seed + i)
+    return state
+
+
+@pytest.mark.parametrize("processpainter", [False, True], ids=["sparsectrl", "processpainter"])
+def test_a_control_nets_motion_modules_compute_what_its_code_computes(processpainter):
+    state = control_file(seed=4)
+    net = convert.control_net(dict(state), processpainter)
+    motion = {k: v for k, v in state.items() if ".temporal_transformer." in k}
+    frame_norm = twice = processpainter
+    assert compare(net, motion, frame_norm, twice) == len(CHANNELS)

@@ -178,6 +178,10 @@ def test_the_pipelines_unet_pools_its_resnet_norms_over_the_frames(saved, model)
     assert close(got, expected, 1e-4)  # rounding through the whole UNet
     # what diffusers computes on the same weights is far from it (here 100 %)
     assert not close(diffusers_own.sample, expected, 0.3)
+    # its control net sets use_inflated_groupnorm: there each frame keeps its own norm
+    from paintstep.model.processpainter import PooledGroupNorm
+
+    assert not any(isinstance(m, PooledGroupNorm) for m in model.pipe.controlnet.modules())
 
 
 def sd15_inversion(root, image: torch.Tensor, steps: int = 50) -> torch.Tensor:

@@ -19,6 +19,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,10 @@ class DiffusionEngine(Engine):
         ),
     )
 
+    def __init__(self, weights_config: Path | None = None) -> None:
+        # The weights list: given by the server (--diffusion-config), else config_path()'s.
+        self.weights_config = weights_config
+
     def settings(self, request: PaintRequest) -> dict[str, Any]:
         settings = super().settings(request)
         settings["size"] = settings["size"] // 8 * 8  # the VAE works in blocks of 8 px
@@ -149,7 +154,7 @@ class DiffusionEngine(Engine):
     ) -> Iterator[StepLayer]:
         request.validate()
         settings = self.settings(request)
-        weights = load_weights()
+        weights = load_weights(self.weights_config)
         weights.check(settings["mode"], settings["lora"])
         return paint_process_diffusion(
             request, settings, weights, cancel or threading.Event(), report or ignore

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -34,11 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve.settings import add_options
 
     add_options(serve)  # the server's settings, with their defaults
-    serve.add_argument(
-        "--diffusion-config",
-        metavar="FILE",
-        help="the diffusion engine's weights list (diffusion.json in the config folder)",
-    )
     serve.add_argument(
         "--parent-pid",
         type=int,
@@ -119,11 +113,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from .serve.settings import from_options
 
     settings = from_options(args)
-    if args.diffusion_config:
-        config = Path(args.diffusion_config).resolve()
-        if not config.is_file():
-            raise PaintError(f"There is no weights list at {config}; see docs/diffusion.md.")
-        os.environ["PAINTSTEP_DIFFUSION_CONFIG"] = str(config)  # read by the engine per job
     logfile = setup_logging(args.verbose)
     server = Server(settings)
     print(f"Paintstep server on {settings.address} (log: {logfile}); Ctrl-C stops it.", flush=True)

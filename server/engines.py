@@ -143,12 +143,22 @@ def engine_names() -> list[str]:
     return [DEFAULT_ENGINE] + sorted(set(ENGINES) - {DEFAULT_ENGINE})
 
 
+# What engines are made with in this process: name -> keyword arguments (the server's settings,
+# ServerSettings.engine_settings); an engine not named is made with none.
+CONFIGURED: dict[str, dict[str, Any]] = {}
+
+
+def configure(settings: dict[str, dict[str, Any]]) -> None:
+    """Make every engine named in `settings` from now on with its keyword arguments."""
+    CONFIGURED.update({name: dict(values) for name, values in settings.items()})
+
+
 def get_engine(name: str) -> Engine:
-    """An instance of the engine called `name`."""
+    """An instance of the engine called `name`, made with what `configure` gave it."""
     if name not in ENGINES:
         raise PaintError(
             f"There is no engine called {name!r}; choose one of: {', '.join(engine_names())}."
         )
     module_name, class_name = ENGINES[name].split(":")
     engine_class = getattr(importlib.import_module(module_name), class_name)
-    return engine_class()
+    return engine_class(**CONFIGURED.get(name, {}))

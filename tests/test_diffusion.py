@@ -465,3 +465,28 @@ def test_each_step_is_a_model_frame_when_the_model_can_make_that_many(engine, mo
     assert between == []
     run(engine, PaintRequest(canvas, steps=30, complete=True, options=FAST))
     assert sum(between) == 30 and len(between) == 23
+
+
+def test_the_servers_weights_list_is_handed_to_the_engine_not_set_in_the_environment(
+    weights, tmp_path, monkeypatch
+):
+    import os
+
+    from paintstep import engines
+    from paintstep.cli import build_parser
+    from paintstep.serve.settings import from_options
+
+    monkeypatch.setattr(engines, "CONFIGURED", {})
+    elsewhere = str(tmp_path / "elsewhere.json")  # no such file
+    monkeypatch.setenv("PAINTSTEP_DIFFUSION_CONFIG", elsewhere)
+    args = build_parser().parse_args(["serve", "--diffusion-config", str(weights)])
+    engines.configure(from_options(args).engine_settings())
+    engine = get_engine("diffusion")
+    assert engine.weights_config == weights.resolve()
+    request = PaintRequest(photo("coffee", 48), steps=2, complete=True, options=FAST)
+    assert len(run(engine, request)) == 2
+    assert os.environ["PAINTSTEP_DIFFUSION_CONFIG"] == elsewhere
+
+    missing = build_parser().parse_args(["serve", "--diffusion-config", elsewhere])
+    with pytest.raises(PaintError, match="no weights list at .*elsewhere.json"):
+        from_options(missing)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import zmq
 
-from .. import __version__, paths, shared
+from .. import __version__, engines, paths, shared
 from ..gateway import cannot_listen, curve_server, router_socket
 from ..process import PaintError
 from ..protocol import (
@@ -56,6 +56,7 @@ log = logging.getLogger("paintstep.serve")
 class Server:
     def __init__(self, settings: ServerSettings, context: zmq.Context | None = None) -> None:
         self.settings = settings
+        engines.configure(settings.engine_settings())
         self.context = context or zmq.Context()
         self.seen: dict[Route, float] = {}  # client -> when it last spoke
         # Shared memory only with clients on the local socket, which only this user reaches.

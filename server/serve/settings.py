@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import paths
+from ..errors import PaintError
 from ..images import DEFAULT_MAX_SIDE
 from ..protocol import DEFAULT_PORT, MAX_HEADER_BYTES
 
@@ -23,6 +25,11 @@ class ServerSettings:
     cache_days: float = 30.0  # ended jobs older than this are removed
     cache_bytes: int = 5 * 1024**3  # and the oldest ones while the cache is larger
     keys: Path | None = None  # the folder `paintstep keys` made
+    diffusion_config: Path | None = None  # the diffusion engine's weights list
+
+    def engine_settings(self) -> dict[str, dict[str, Any]]:
+        """What each engine is made with on this server (engines.configure)."""
+        return {"diffusion": {"weights_config": self.diffusion_config}}
 
     @property
     def max_message_bytes(self) -> int:
@@ -75,6 +82,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="PX",
         help=f"largest canvas side accepted, px ({defaults.max_side})",
     )
+    parser.add_argument(
+        "--diffusion-config",
+        metavar="FILE",
+        help="the diffusion engine's weights list (diffusion.json in the config folder)",
+    )
 
 
 def from_options(args: argparse.Namespace) -> ServerSettings:
@@ -87,4 +99,14 @@ def from_options(args: argparse.Namespace) -> ServerSettings:
         cache_days=args.cache_days,
         cache_bytes=int(args.cache_gb * 1024**3),
         keys=Path(args.keys) if args.keys else None,
+        diffusion_config=weights_list(args.diffusion_config),
     )
+
+
+def weights_list(option: str | None) -> Path | None:
+    if not option:
+        return None
+    config = Path(option).resolve()
+    if not config.is_file():
+        raise PaintError(f"There is no weights list at {config}; see docs/diffusion.md.")
+    return config

@@ -54,6 +54,10 @@ log = logging.getLogger("paintstep.serve")
 
 
 class Server:
+    """Serves `settings.address` until `stop()`: `run()` is the main thread's loop, which
+    alone touches the sockets and the jobs' records; the workers and fetchers it starts
+    report back through `events`."""
+
     def __init__(self, settings: ServerSettings, context: zmq.Context | None = None) -> None:
         self.settings = settings
         engines.configure(settings.engine_settings())

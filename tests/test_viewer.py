@@ -67,7 +67,8 @@ def test_opens_on_the_finished_picture_and_scrubs_by_key_and_wheel(app, folder):
     press(window, QtCore.Qt.Key.Key_Right)
     assert window.slider.value() == 2 and np.array_equal(shown(window), result.frame(2))
     window.view.scrubbed.emit(1)
-    assert window.slider.value() == 3 and window.position.text() == "step 3 / 8"
+    assert window.slider.value() == 3
+    assert window.position.text() == f"step 3 / 8 ({result.steps[2]['stage']})"
     press(window, QtCore.Qt.Key.Key_End)
     assert window.slider.value() == 8
     before = window.view.transform().m11()
@@ -77,6 +78,24 @@ def test_opens_on_the_finished_picture_and_scrubs_by_key_and_wheel(app, folder):
         window.go(4)
         app.processEvents()
         window.grab().save(str(ROOT / "docs" / "viewer.png"))
+    window.close()
+
+
+def test_the_slider_says_each_steps_stage(app, tmp_path):
+    picture = tmp_path / "p.png"
+    Image.fromarray(photo("coffee", 96)).save(picture)
+    from paintstep.cli import main
+
+    out = tmp_path / "out"
+    command = ["paint", str(picture), "--steps", "8", "--out", str(out), "-q"]
+    assert main([*command, "--option", "style=illustration"]) == 0
+    window = open_folder(out)
+    window.go(1)
+    assert window.position.text() == "step 1 / 8 (sketch)"
+    window.go(8)
+    assert window.position.text() == "step 8 / 8 (finish)"
+    window.go(0)
+    assert window.position.text() == "start / 8"
     window.close()
 
 

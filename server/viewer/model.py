@@ -129,6 +129,12 @@ class Process(QtCore.QObject):
             self.start = self.result.start()
         return self.start
 
+    def stage(self, k: int) -> str | None:
+        """The stage of the process step k belongs to, when its engine named it."""
+        if self.result is not None:
+            return self.result.steps[k - 1].get("stage")
+        return self.layers[k - 1].stage if k <= len(self.layers) else None
+
     def layer(self, k: int) -> StepLayer:
         return self.result.layer(k) if self.result is not None else self.layers[k - 1]
 

@@ -175,7 +175,9 @@ class Viewer(QtWidgets.QMainWindow):
         self.view.show_pixmap(to_pixmap(picture))
         process.start_walk()
         total = process.total or process.count
-        self.position.setText(f"step {k} / {total}" if k else f"start / {total}")
+        stage = process.stage(k) if k else None
+        where = f"step {k} / {total}" if k else f"start / {total}"
+        self.position.setText(f"{where} ({stage})" if stage else where)
 
     def go(self, k: int) -> None:
         self.slider.setValue(max(0, min(k, self.process.count)))

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import skia
-from paintstep.process import is_opaque
-from PIL import Image
 
 from .bristles import hair_paints
 
@@ -249,9 +247,3 @@ def scratch(height: int, width: int, top: int = 0, bottom: int | None = None) ->
     if not fresh:
         pixels[top:bottom].fill(0)
     return pixels
-
-
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    if is_opaque(rgba):
-        return rgba  # opaque: already premultiplied
-    return np.asarray(Image.fromarray(rgba, "RGBA").convert("RGBa"))

@@ -8,10 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from paintstep.process import StepLayer, Thumbnail, composite, crop_to_paint, is_opaque
+from paintstep.process import (
+    StepLayer,
+    Thumbnail,
+    composite,
+    crop_to_paint,
+    is_opaque,
+    premultiplied,
+)
 
 from . import band_render
-from .brush import Strokes, premultiply
+from .brush import Strokes
 from .raster import blur, box_reduce, glaze_layer, limit_alpha, pixel_difference, spread
 from .stroke_plan import DETAIL_RADIUS, as_painted, painting_order, plan_level
 from .wash import wash_layer
@@ -59,7 +66,7 @@ class Painter:
         self.goal = np.ascontiguousarray(goal)
         # Paint only adds opacity: on an opaque start with an opaque goal, all stays opaque.
         self.opaque = is_opaque(frame) and is_opaque(goal)
-        self.goal_pm = premultiply(goal)
+        self.goal_pm = premultiplied(goal)
         self.paintable = paintable
         self.settings = settings
         self.rng = rng
@@ -83,7 +90,7 @@ class Painter:
         largest brush on paper) covers the canvas all over, the palest passages too, with
         strokes closer together so that they overlap, in no order of place; the `first` size
         painted goes on semi-transparent. The finest size ends with the glazes."""
-        canvas = premultiply(self.frame)
+        canvas = premultiplied(self.frame)
         # A detail brush aims at the goal itself: blurred by a pixel it would be much the same.
         detail = radius <= DETAIL_RADIUS * self.scale  # judged at full size in the preview too
         threshold = self.settings.tolerance / 255 if lay_in else self.settings.threshold
@@ -177,7 +184,7 @@ class Painter:
             limit_alpha(layer, frame, self.goal[window])
         if last or glazes.size:
             # Only pixels that are off, or that this step paints, can need a glaze.
-            residual = pixel_difference(premultiply(frame), self.goal_pm[window])
+            residual = pixel_difference(premultiplied(frame), self.goal_pm[window])
             painted = layer[..., 3] > 0
         for glaze in glazes:
             level = GLAZES[glaze // self.bands]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from paintstep.bands import in_bands
-from paintstep.process import BAND_ROWS, blend_words
+from paintstep.process import BAND_ROWS, blend_words, solve_over
 from PIL import Image, ImageFilter
 
 GLAZE = 24  # levels (largest channel): a move this small is a glaze, not a visible jump
@@ -156,22 +156,6 @@ def halfway_to(pixels: np.ndarray, goal: np.ndarray) -> np.ndarray:
     # The colour that, at this opacity on white, looks like the middle.
     out[:, :3] = np.clip(np.rint((middle * 255 - 255 * (255 - opacity)) / opacity), 0, 255)
     out[:, 3] = opacity[:, 0]
-    return out
-
-
-def solve_over(below: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Pixels that, composited over `below`, give `wanted` (as near as "over" can reach)."""
-    da = below[:, 3:].astype(np.float32) / 255.0
-    wa = wanted[:, 3:].astype(np.float32) / 255.0
-    alpha = np.where(da >= 1.0, 1.0, np.clip((wa - da) / np.maximum(1.0 - da, 1e-6), 0, 1))
-    alpha = np.where(wa >= 1.0, 1.0, alpha)
-    below_rgb = below[:, :3] * da * (1 - alpha)
-    rgb = (wanted[:, :3] * np.maximum(wa, alpha + da * (1 - alpha)) - below_rgb) / np.maximum(
-        alpha, 1e-6
-    )
-    out = np.empty_like(wanted)
-    out[:, :3] = np.clip(np.rint(rgb), 0, 255)
-    out[:, 3:] = np.rint(alpha * 255)
     return out
 
 

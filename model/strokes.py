@@ -25,11 +25,11 @@ from paintstep.process import (
     StepLayer,
     blend_over,
     is_opaque,
+    premultiplied,
 )
 from PIL import Image
 
 from . import band_render
-from .brush import premultiply
 from .illustration import paint_illustration
 from .painter import Painter, Settings
 from .raster import (
@@ -236,7 +236,8 @@ def estimate_shares(
     painter = Painter(frame, goal, paintable, settings, rng, preview=True, scale=scale)
 
     def error() -> float:
-        return float(colour_distance(premultiply(painter.frame), painter.goal_pm)[paintable].sum())
+        distance = colour_distance(premultiplied(painter.frame), painter.goal_pm)
+        return float(distance[paintable].sum())
 
     if washes:  # the sizes share what the wash leaves, if it takes enough away for a step
         unwashed, before = painter.frame.copy(), error()
@@ -292,7 +293,7 @@ def paintable_region(
     A pixel is finished when it is within `tolerance` of the goal; isolated finished specks
     (a blurred block-in that happens to match) are painted over like their surroundings.
     """
-    difference = pixel_difference(premultiply(frame), premultiply(goal))
+    difference = pixel_difference(premultiplied(frame), premultiplied(goal))
     finished = spread(spread(difference <= tolerance, np.minimum), np.maximum)
     paintable = ~finished & (difference > 0)
     if mask is not None:

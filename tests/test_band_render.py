@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 from paintstep.model import band_render
-from paintstep.model.brush import Strokes, premultiply, render_layer
+from paintstep.model.brush import Strokes, render_layer
+from paintstep.process import premultiplied
 
 
 def strokes(count, radius, side, seed=0):
@@ -52,8 +53,8 @@ def test_bands_drawn_on_helper_processes_are_the_pixels_one_process_draws(
 @pytest.mark.parametrize("radius", [3.0, 40.0])
 def test_a_layer_drawn_in_bands_looks_as_one_drawn_whole(large, radius):
     batch = strokes(1500 if radius < 20 else 80, radius, 600, seed=5)
-    whole = premultiply(render_layer(batch, 0, 0, 600, 600)).astype(int)
-    banded = premultiply(band_render.render_layer(batch, 0, 0, 600, 600)).astype(int)
+    whole = premultiplied(render_layer(batch, 0, 0, 600, 600)).astype(int)
+    banded = premultiplied(band_render.render_layer(batch, 0, 0, 600, 600)).astype(int)
     difference = np.abs(whole - banded).max(axis=2)
     assert difference.mean() < 0.05 and np.mean(difference > 8) < 0.002
 

@@ -20,6 +20,7 @@ from .process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintReque
 from .result import (
     CHECKPOINT_STEPS,
     OUTPUTS,
+    JobState,
     ResultWriter,
     check_folder,
     clear_result,
@@ -267,7 +268,7 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
             close()  # a remote job is cancelled on the server
         progress.close()
         if writer is not None:
-            writer.end("cancelled")
+            writer.end(JobState.CANCELLED)
             print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
         else:
             # Stopped while the writer set the folder up: take away what it had made (an
@@ -282,7 +283,7 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
         progress.close()
         if writer is not None:
             with contextlib.suppress(OSError):  # a full disk may refuse the manifest too
-                writer.end("failed", str(error))
+                writer.end(JobState.FAILED, str(error))
         raise
     progress.close()
     if not args.quiet:
@@ -336,7 +337,7 @@ def remote_steps(
             progress.working(event.done, event.stage)
 
     def done(event) -> None:
-        if event.state != "finished":
+        if event.state != JobState.FINISHED:
             raise PaintError(f"The server ended the job early ({event.state}).")
 
     def events():

@@ -99,6 +99,13 @@ def test_the_canvas_is_read_as_straight_rgba(layers):
     assert layers["pixel_16_8"] == [10, 20, 30, 255]
 
 
+def test_a_box_of_the_canvas_is_read_with_transparency_past_its_edge(layers):
+    assert layers["box"] == [14, 7, 60, 2, 60 * 2 * 4]
+    assert layers["box_pixels"] == [[10, 20, 30, 255], [0, 0, 0, 0]]  # (16, 8); (73, 7)
+    # A document never saved is known by its name; its size is Krita's.
+    assert layers["document"] == ["checks", "checks", [64, 48]]
+
+
 def test_the_selection_gives_its_box_and_mask(layers):
     assert layers["selection"] == [10, 6, 20, 12, 240]
     assert layers["selection_pixel"] == [10, 20, 30, 255]

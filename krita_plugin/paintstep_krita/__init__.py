@@ -1,23 +1,21 @@
 """Paintstep's Krita plugin.
 
-Krita's API is touched only in `document.py` (and the docker's glue in `docker.py`); the rest
-sees plain bytes and numbers and runs without Krita. Named `paintstep_krita` so that it can
-never shadow the `paintstep` library.
+Krita's API is touched only in `document.py` (documents and layers) and `app.py` (the rest);
+the other modules see plain bytes and numbers and run without Krita. Named `paintstep_krita`
+so that it can never shadow the `paintstep` library.
 """
 
-try:
-    from krita import DockWidgetFactory, DockWidgetFactoryBase, Krita
-except ImportError:  # imported outside Krita (tests): nothing to register
-    Krita = None
+import os
 
-if Krita is not None:
+try:
+    from . import app
+except ImportError:  # imported outside Krita (tests): nothing to register
+    app = None
+
+if app is not None:
     from .docker import PaintstepDocker
 
-    Krita.instance().addDockWidgetFactory(
-        DockWidgetFactory("paintstep_docker", DockWidgetFactoryBase.DockRight, PaintstepDocker)
-    )
-
-    import os
+    app.add_docker("paintstep_docker", PaintstepDocker)
 
     if os.environ.get("PAINTSTEP_SELFTEST"):
         from . import selftest

@@ -1,12 +1,20 @@
-"""Krita's application, as the docker needs it: the active document, the plugin's settings,
-quitting, and the docker's base class. With document.py (documents and layers), the only part
-of the plugin that touches Krita's API; the rest works on what these return."""
+"""Krita's application, as the plugin needs it: the active document, the plugin's settings,
+quitting, the docker's base class and its registration. With document.py (documents and
+layers), the only part of the plugin that touches Krita's API; the rest works on what these
+return (selftest.py, which drives Krita's GUI for the tests, aside)."""
 
 from __future__ import annotations
 
-from krita import DockWidget, Krita
+from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Krita
 
-__all__ = ["DockWidget", "active_document", "read_setting", "when_quitting", "write_setting"]
+__all__ = [
+    "DockWidget",
+    "active_document",
+    "add_docker",
+    "read_setting",
+    "when_quitting",
+    "write_setting",
+]
 
 GROUP = "paintstep"  # the plugin's section in kritarc
 
@@ -26,3 +34,10 @@ def write_setting(name: str, value) -> None:
 
 def when_quitting(callback) -> None:
     Krita.instance().notifier().applicationClosing.connect(callback)
+
+
+def add_docker(name: str, docker: type) -> None:
+    """Offer `docker` in Krita's Settings > Dockers, on the right."""
+    Krita.instance().addDockWidgetFactory(
+        DockWidgetFactory(name, DockWidgetFactoryBase.DockRight, docker)
+    )

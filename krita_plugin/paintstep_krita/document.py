@@ -1,5 +1,6 @@
-"""Everything that touches Krita's documents and layers. The rest of the plugin sees plain
-bytes (straight RGBA) and numbers, and is tested without Krita."""
+"""Everything that touches Krita's documents and layers (app.py has the rest of Krita's API).
+The rest of the plugin sees plain bytes (straight RGBA) and numbers, and is tested without
+Krita."""
 
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ class StepPixels:
     bgra: bytes | None = None  # the same pixels in an 8-bit RGBA document's layout, if known
 
 
-def read_canvas(document, from_selection: bool = False) -> Canvas:
-    """The document's visible image (all layers, as shown), or the selection's box of it."""
+def read_canvas(
+    document, from_selection: bool = False, box: tuple[int, int, int, int] | None = None
+) -> Canvas:
+    """The document's visible image (all layers, as shown), the selection's box of it, or the
+    part in `box` (x, y, width, height; transparent beyond the document's edges)."""
     model, depth = document.colorModel(), document.colorDepth()
-    x, y, width, height = 0, 0, document.width(), document.height()
+    x, y, width, height = box or (0, 0, document.width(), document.height())
     mask = None
     if from_selection:
         selection = document.selection()
@@ -50,6 +54,20 @@ def read_canvas(document, from_selection: bool = False) -> Canvas:
     document.waitForDone()
     data = bytes(document.pixelData(x, y, width, height))
     return Canvas(x, y, width, height, to_rgba(data, model, depth), mask)
+
+
+def key(document) -> str:
+    """What ties a job to its document: the file's path, or its name while it has none."""
+    return document.fileName() or document.name() or "untitled"
+
+
+def title(document) -> str:
+    """The document's name, as a job is called after it."""
+    return document.name() or "untitled"
+
+
+def size(document) -> tuple[int, int]:
+    return document.width(), document.height()
 
 
 def paint_layers(document) -> list:

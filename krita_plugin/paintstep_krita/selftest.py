@@ -134,18 +134,18 @@ def generate() -> None:
     state["stopwatch"].start()
     state["began"] = time.monotonic()
     docker.generate_button.click()
-    result["running"] = docker.running
+    result["running"] = docker.state.running
     QtCore.QTimer.singleShot(250, guarded(wait))
 
 
 def wait() -> None:
     docker = state["docker"]
-    if docker.running and time.monotonic() < state["deadline"]:
+    if docker.state.running and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(wait))
         return
-    result["steps"] = [step.index for step in docker.steps]
-    result["starts_on_canvas"] = docker.has_target
-    result["finished"] = docker.finished
+    result["steps"] = [step.index for step in docker.state.steps]
+    result["starts_on_canvas"] = docker.state.has_target
+    result["finished"] = docker.state.finished
     result["generate_seconds"] = time.monotonic() - state["began"]
     result["longest_freeze_generating"] = state["stopwatch"].longest
     state["stopwatch"].longest = 0.0
@@ -155,7 +155,7 @@ def wait() -> None:
     pixmap = docker.preview.pixmap()  # None when no step came
     result["scrubbed_preview"] = pixmap is not None and not pixmap.isNull()
     state["applied_at"] = time.monotonic()
-    state["group"] = docker.apply_layers(1, len(docker.steps))
+    state["group"] = docker.apply_layers(1, len(docker.state.steps))
     QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(applied))))
 
 
@@ -202,16 +202,18 @@ def applied() -> None:
     result["while_scrubbing"] = names
     preview = [n for n in doc.topLevelNodes() if n.name() == "Paintstep preview"]
     result["preview_locked"] = bool(preview) and preview[0].locked()
-    frame3 = docker.steps[2].thumbnail  # frame 3, small: compare its mean colour
+    frame3 = docker.state.steps[2].thumbnail  # frame 3, small: compare its mean colour
     shown = document.read_canvas(doc).rgba
     result["preview_mean"] = [sum(shown[c::4]) / (len(shown) // 4) for c in range(3)]
     small = bytes(frame3.data)
     result["frame3_mean"] = [sum(small[c::4]) / (len(small) // 4) for c in range(3)]
     docker.slider.sliderReleased.emit()
     # Scrubbing back and forth, frames built from kept ones are the frames built from frame 0.
-    whole = {k: frame.copy() for k, frame in docker.frames()}
-    result["frames_from_kept"] = all(docker.frame_at(k) == whole[k] for k in (5, 2, 6, 1, 3, 4))
-    result["frames_kept"] = len(docker.kept_frames)
+    whole = {k: frame.copy() for k, frame in docker.state.frames.all()}
+    result["frames_from_kept"] = all(
+        docker.state.frames.at(k) == whole[k] for k in (5, 2, 6, 1, 3, 4)
+    )
+    result["frames_kept"] = len(docker.state.frames.kept)
     result["after_scrubbing"] = [node.name() for node in doc.topLevelNodes()]
     result["active_after"] = doc.activeNode().name() if doc.activeNode() else None
     docker.slider.setValue(3)  # the picture for the README: mid-process in the docker
@@ -259,11 +261,11 @@ def second_job() -> None:
 
 def wait_target() -> None:
     docker = state["docker"]
-    if docker.running and time.monotonic() < state["deadline"]:
+    if docker.state.running and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(wait_target))
         return
-    result["target_steps"] = [step.index for step in docker.steps]
-    state["group"] = docker.apply_layers(1, len(docker.steps))
+    result["target_steps"] = [step.index for step in docker.state.steps]
+    state["group"] = docker.apply_layers(1, len(docker.state.steps))
     QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(target_applied))))
 
 
@@ -282,22 +284,21 @@ def target_applied() -> None:
 def fetch_earlier() -> None:
     """The first job again, from the server's cache, as after a crash of Krita."""
     docker = state["docker"]
-    if len(docker.earlier) < 2 and time.monotonic() < state["deadline"]:
+    if len(docker.state.earlier) < 2 and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(fetch_earlier))
         return
-    result["earlier"] = [job["steps_done"] for job in docker.earlier]
-    docker.steps = []
-    docker.on_history(len(docker.earlier) - 1)  # the oldest: the first job
+    result["earlier"] = [job["steps_done"] for job in docker.state.earlier]
+    docker.on_history(len(docker.state.earlier) - 1)  # the oldest: the first job
     state["deadline"] = time.monotonic() + 30
     QtCore.QTimer.singleShot(250, guarded(wait_earlier))
 
 
 def wait_earlier() -> None:
     docker = state["docker"]
-    if docker.running and time.monotonic() < state["deadline"]:
+    if docker.state.running and time.monotonic() < state["deadline"]:
         QtCore.QTimer.singleShot(250, guarded(wait_earlier))
         return
-    result["fetched_steps"] = [step.index for step in docker.steps]
+    result["fetched_steps"] = [step.index for step in docker.state.steps]
     result["fetched_strip"] = docker.strip.count()
     QtCore.QTimer.singleShot(1000, guarded(frames_and_file_target))
 
@@ -333,18 +334,18 @@ def measured() -> None:
     # Building the frames a scrub through every step shows, forward then back: from frame 0
     # each time (as the docker did) and from the frames it keeps.
     docker = state["docker"]
-    count = len(docker.steps)
+    count = len(docker.state.steps)
     order = [*range(1, count + 1), *range(count, 0, -1)]
     began = time.monotonic()
     for index in order:
-        for k, _ in docker.frames():
+        for k, _ in docker.state.frames.all():
             if k == index:
                 break
     result["scrub_from_start_seconds"] = time.monotonic() - began
-    docker.kept_frames.clear()
+    docker.state.frames.kept.clear()
     began = time.monotonic()
     for index in order:
-        docker.frame_at(index)
+        docker.state.frames.at(index)
     result["scrub_from_kept_seconds"] = time.monotonic() - began
     finish()
 

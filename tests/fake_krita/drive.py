@@ -79,14 +79,14 @@ def generate(docker, steps: int, seed: int = 0, *, finish: bool = True) -> None:
     docker.step_count.setValue(steps)
     docker.seed.setValue(seed)
     docker.generate_button.click()
-    result["running_after_click"] = docker.running
+    result["running_after_click"] = docker.state.running
     if finish:
-        result["finished"] = wait(lambda: not docker.running, 60)
+        result["finished"] = wait(lambda: not docker.state.running, 60)
         result["message"] = docker.message.text()
 
 
 def keep_steps(docker, name: str = "step") -> None:
-    for step in docker.steps:
+    for step in docker.state.steps:
         arrays[f"{name}{step.index}"] = step.layer.array().copy()
         result.setdefault(f"{name}_boxes", []).append([step.x, step.y])
 
@@ -107,7 +107,7 @@ def apply(docker, first: int, last: int, key: str) -> None:
     writes = doc.writes
     group = docker.apply_layers(first, last)
     result[f"{key}_buttons_off_while_applying"] = not docker.apply_all.isEnabled()
-    wait(lambda: not docker.applying)
+    wait(lambda: not docker.state.applying)
     result[f"{key}_writes"] = doc.writes - writes
     result[f"{key}_group"] = group.name()
     result[f"{key}_parent_is_root"] = group.parentNode() is doc.rootNode()
@@ -154,8 +154,8 @@ def selection_and_target(spec: dict) -> None:
     result["target_choice"] = docker.target_box.currentText()
     generate(docker, spec["steps"])
     keep_steps(docker)
-    result["canvas_box"] = [docker.canvas.x, docker.canvas.y, docker.canvas.width]
-    result["canvas_box"].append(docker.canvas.height)
+    result["canvas_box"] = [docker.state.canvas.x, docker.state.canvas.y, docker.state.canvas.width]
+    result["canvas_box"].append(docker.state.canvas.height)
     apply(docker, 1, spec["steps"], "all")
     arrays["projection_after_apply"] = doc.projection()
 
@@ -166,7 +166,7 @@ def refused_document(spec: dict) -> None:
     docker.generate_button.click()
     app.processEvents()
     result["message"] = docker.message.text()
-    result["running"] = docker.running
+    result["running"] = docker.state.running
     result["button"] = docker.generate_button.text()
 
 
@@ -190,7 +190,7 @@ def no_server(spec: dict) -> None:
     wait(lambda: "connecting" not in docker.server_label.text(), 20)
     result["label"] = docker.server_label.text()
     docker.generate_button.click()
-    wait(lambda: not docker.running, 20)
+    wait(lambda: not docker.state.running, 20)
     result["message"] = docker.message.text()
     result["button"] = docker.generate_button.text()
 
@@ -199,26 +199,26 @@ def server_dies(spec: dict) -> None:
     open_document(spec)
     docker = new_docker()
     generate(docker, spec["steps"], finish=False)
-    result["got_a_step"] = wait(lambda: len(docker.steps) >= 1, 30)
+    result["got_a_step"] = wait(lambda: len(docker.state.steps) >= 1, 30)
     os.kill(spec["server_pid"], 9)
-    result["stopped"] = wait(lambda: not docker.running, 30)
+    result["stopped"] = wait(lambda: not docker.state.running, 30)
     result["message"] = docker.message.text()
     result["label"] = docker.server_label.text()
     result["button"] = docker.generate_button.text()
-    result["steps_kept"] = len(docker.steps)
+    result["steps_kept"] = len(docker.state.steps)
 
 
 def cancel_midway(spec: dict) -> None:
     open_document(spec)
     docker = new_docker()
     generate(docker, spec["steps"], finish=False)
-    result["got_a_step"] = wait(lambda: len(docker.steps) >= 1, 30)
+    result["got_a_step"] = wait(lambda: len(docker.state.steps) >= 1, 30)
     result["button_while_running"] = docker.generate_button.text()
     docker.generate_button.click()
-    result["stopped"] = wait(lambda: not docker.running, 30)
+    result["stopped"] = wait(lambda: not docker.state.running, 30)
     result["message"] = docker.message.text()
     result["button"] = docker.generate_button.text()
-    result["steps_kept"] = len(docker.steps)
+    result["steps_kept"] = len(docker.state.steps)
     result["apply_enabled"] = docker.apply_all.isEnabled()
 
 
@@ -228,12 +228,12 @@ def earlier_results(spec: dict) -> None:
     generate(docker, spec["steps"])
     keep_steps(docker, "first")
     # The docker closed (or Krita crashed) and opened again: the result is still offered.
-    docker.connection.close()
+    docker.state.connection.close()
     again = new_docker()
-    wait(lambda: bool(again.earlier))
+    wait(lambda: bool(again.state.earlier))
     result["history"] = [again.history.itemText(i) for i in range(again.history.count())]
     again.history.activated.emit(0)
-    result["fetched"] = wait(lambda: again.finished, 30)
+    result["fetched"] = wait(lambda: again.state.finished, 30)
     keep_steps(again, "again")
 
 

@@ -24,9 +24,12 @@ def layers(args=None):
     from paintstep_krita.document import (
         StepPixels,
         add_step_layers,
+        key,
         paint_layers,
         read_canvas,
         read_layer,
+        size,
+        title,
     )
     from paintstep_krita.pixels import UnsupportedDocument, swap_red_blue
 
@@ -49,6 +52,11 @@ def layers(args=None):
         result["pixel_0_0"] = list(canvas.rgba[0:4])
         offset = (8 * 64 + 16) * 4
         result["pixel_16_8"] = list(canvas.rgba[offset : offset + 4])
+        # An earlier job's box, read again: past the document's edge it is transparent.
+        part = read_canvas(doc, box=(14, 7, 60, 2))
+        result["box"] = [part.x, part.y, part.width, part.height, len(part.rgba)]
+        result["box_pixels"] = [list(part.rgba[248:252]), list(part.rgba[236:240])]
+        result["document"] = [key(doc), title(doc), list(size(doc))]
 
         selection = Selection()
         selection.select(10, 6, 20, 12, 255)

@@ -35,6 +35,9 @@ PLUGIN = "paintstep_krita"
 LIBRARY = (
     "__init__.py",
     "client.py",
+    "client_events.py",
+    "client_link.py",
+    "client_shared.py",
     "protocol.py",
     "shared.py",
     "keys.py",

@@ -124,6 +124,26 @@ def test_kritarc_gets_one_line_and_loses_only_that(tmp_path, before, enabled, af
     assert path.read_bytes().decode("utf-8") == (after or "[python]\n")
 
 
+def test_the_plugin_carries_every_module_of_paintstep_it_imports_and_no_more():
+    """What the plugin imports of Paintstep (the client, keys for a remote server, paths for
+    the managed one), with numpy blocked as in Krita's Python: install.py's LIBRARY."""
+    code = (
+        "import sys\n"
+        "class NoNumpy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy' or name.startswith('numpy.'):\n"
+        "            raise ImportError('no numpy here')\n"
+        "sys.meta_path.insert(0, NoNumpy())\n"
+        "import paintstep.client, paintstep.keys, paintstep.paths\n"
+        "for name, module in sorted(sys.modules.items()):\n"
+        "    if name.split('.')[0] == 'paintstep':\n"
+        "        print(module.__file__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = {Path(line).name for line in done.stdout.splitlines()}
+    assert imported == set(load_installer().LIBRARY)
+
+
 def test_zip_for_importing_into_krita(tmp_path):
     done = installer(tmp_path, "--zip", "--krita-python", "3.10", "--platform", "win_amd64")
     assert done.returncode == 0, done.stderr[-3000:]

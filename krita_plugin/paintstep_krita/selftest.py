@@ -163,7 +163,7 @@ def after_applying(then):
     """Call `then` once the docker has added all the layers (it does so a piece at a time)."""
 
     def check() -> None:
-        if state["docker"].applying:
+        if state["docker"].state.applying:
             QtCore.QTimer.singleShot(50, guarded(check))
         else:
             then()

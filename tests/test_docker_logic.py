@@ -170,6 +170,13 @@ def test_with_no_server_and_none_installed_the_docker_says_what_to_do(tmp_path):
     assert result["button"] == "Generate" and result["message"]
 
 
+def test_a_plugin_without_its_vendored_client_says_how_to_install_it(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result, _ = drive(tmp_path, "no_client", photo("astronaut", 32), address)
+    assert "install.py" in result["label"] and "vendor" in result["label"]
+    assert "install.py" in result["message"] and not result["running"]
+
+
 def test_a_server_that_dies_mid_job_is_reported_and_the_steps_so_far_stay(tmp_path, server):
     result, _ = drive(
         tmp_path,

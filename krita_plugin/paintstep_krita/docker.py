@@ -15,6 +15,11 @@ from .qt import QtCore, QtGui, QtWidgets
 from .settings import PluginSettings
 from .target import TargetBox
 
+MISSING = (
+    "Paintstep's client is missing from the plugin's vendor folder; install the plugin with "
+    "`python3 install.py` (or its --zip) from Paintstep's folder."
+)
+
 
 def active_key() -> str | None:
     doc = active_document()
@@ -32,10 +37,17 @@ class PaintstepDocker(DockWidget):
         self.settings = PluginSettings(read_setting, write_setting)
         self.state = JobState(document_key=active_key, parent=self)
         self.applier = Applier(self.state)
-        self.build()
+        try:
+            address = self.settings.address
+        except ImportError:  # the plugin was copied without what install.py vendors
+            address = ""
+        self.build(address)
         self.bind()
         when_quitting(self.state.managed.stop)
-        self.connect_to(self.settings.address, self.settings.keys)
+        if address:
+            self.connect_to(address, self.settings.keys)
+        else:
+            self.server_label.setText(f"Server: {MISSING}")
 
     def connect_to(self, address: str, keys: str) -> None:
         self.address_edit.setText(address)
@@ -59,15 +71,15 @@ class PaintstepDocker(DockWidget):
 
     # -- widgets ------------------------------------------------------------------------------
 
-    def build(self) -> None:
+    def build(self, address: str) -> None:
         root = QtWidgets.QWidget(self)
         layout = QtWidgets.QVBoxLayout(root)
         settings = self.settings
-        self.server_label = QtWidgets.QLabel(f"Server: {settings.address} (connecting)")
+        self.server_label = QtWidgets.QLabel(f"Server: {address} (connecting)")
         self.server_label.setWordWrap(True)
         layout.addWidget(self.server_label)
         address_row = QtWidgets.QHBoxLayout()
-        self.address_edit = QtWidgets.QLineEdit(settings.address)
+        self.address_edit = QtWidgets.QLineEdit(address)
         self.address_edit.setToolTip("The Paintstep server, e.g. tcp://127.0.0.1:5571")
         self.connect_button = QtWidgets.QPushButton("Connect")
         self.keys_button = QtWidgets.QPushButton("Keys...")
@@ -197,6 +209,9 @@ class PaintstepDocker(DockWidget):
         doc = active_document()
         if doc is None:
             self.message.setText("Open a document first: Paintstep paints from its canvas.")
+            return
+        if self.state.connection is None:
+            self.message.setText(MISSING)
             return
         try:
             canvas = document.read_canvas(doc, self.from_selection.isChecked())

@@ -73,13 +73,7 @@ class JobState(QtCore.QObject):
         self.frames = Frames(None, False, self.steps)
         self.engines: dict = {}  # the server's engines by name, from its welcome
         self.earlier: list = []
-        api = client_module()
-        self.handlers = {
-            api.Accepted: self.on_accepted,
-            api.Progress: self.on_progress,
-            api.Step: self.on_step,
-            api.Done: self.on_done,
-        }
+        self.handlers: dict = {}  # the client's event types -> what to do, once one arrives
 
     # -- the server ---------------------------------------------------------------------------
 
@@ -131,7 +125,8 @@ class JobState(QtCore.QObject):
         self.earlier_changed.emit(self.earlier)
 
     def list_jobs(self) -> None:
-        self.connection.list_jobs()
+        if self.connection is not None:
+            self.connection.list_jobs()
 
     # -- a job --------------------------------------------------------------------------------
 
@@ -182,6 +177,14 @@ class JobState(QtCore.QObject):
         self.said.emit("Cancelling...")
 
     def on_event(self, event) -> None:
+        if not self.handlers:
+            api = client_module()
+            self.handlers = {
+                api.Accepted: self.on_accepted,
+                api.Progress: self.on_progress,
+                api.Step: self.on_step,
+                api.Done: self.on_done,
+            }
         handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event)

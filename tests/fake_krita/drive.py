@@ -195,6 +195,23 @@ def no_server(spec: dict) -> None:
     result["button"] = docker.generate_button.text()
 
 
+def no_client(spec: dict) -> None:
+    """The plugin copied without its vendor folder: Paintstep's client cannot be imported."""
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'paintstep'")
+
+    settings_module = sys.modules["paintstep_krita.settings"]
+    settings_module.protocol_module = missing
+    open_document(spec)
+    docker = docker_module.PaintstepDocker()
+    docker.canvasChanged(None)  # Krita calls it when the window opens
+    result["label"] = docker.server_label.text()
+    docker.generate_button.click()
+    result["message"] = docker.message.text()
+    result["running"] = docker.state.running
+
+
 def server_dies(spec: dict) -> None:
     open_document(spec)
     docker = new_docker()

@@ -30,14 +30,16 @@ def half_finished(target: np.ndarray) -> np.ndarray:
     return blur(target)
 
 
-def painted(folder, name: str, width: int, steps: int):
-    """A result folder painted by `paintstep paint` from a bundled photo; its path."""
+def painted(folder, name: str, width: int, steps: int, *more: str):
+    """A result folder painted by `paintstep paint` from a bundled photo (with `more` of its
+    arguments); its path."""
     from paintstep.cli import main
 
     picture = folder / "p.png"
     Image.fromarray(photo(name, width)).save(picture)
     out = folder / "out"
-    assert main(["paint", str(picture), "--steps", str(steps), "--out", str(out), "-q"]) == 0
+    command = ["paint", str(picture), "--steps", str(steps), "--out", str(out), "-q", *more]
+    assert main(command) == 0
     return out
 
 

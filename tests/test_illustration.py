@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import photo
+from conftest import painted, photo
 from paintstep.engines import get_engine
 from paintstep.model.illustration import STAGES, luminance, stage_counts, strong_edges
 from paintstep.process import PaintError, PaintRequest, frames
@@ -32,7 +32,7 @@ def drawing(width=160):
     return picture
 
 
-def painted(request):
+def process(request):
     layers = list(get_engine("strokes").paint(request))
     start = request.first_frame()
     return layers, [start, *frames(start, layers)]
@@ -41,7 +41,7 @@ def painted(request):
 @pytest.mark.parametrize("make", [lambda: photo("coffee", 160), drawing], ids=["photo", "drawing"])
 def test_the_stages_come_in_the_illustrators_order_and_end_on_the_picture(make):
     target = make()
-    layers, shown = painted(PaintRequest(target, steps=14, seed=1, options=ILLUSTRATION))
+    layers, shown = process(PaintRequest(target, steps=14, seed=1, options=ILLUSTRATION))
     stages = [layer.stage for layer in layers]
     assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == list(STAGES)
     assert np.abs(shown[-1].astype(int) - target).max() <= 4
@@ -49,7 +49,7 @@ def test_the_stages_come_in_the_illustrators_order_and_end_on_the_picture(make):
 
 def test_sketch_and_lines_go_along_the_pictures_strong_edges():
     target = photo("astronaut", 192)
-    layers, shown = painted(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
+    layers, shown = process(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
     edges, _ = strong_edges(luminance(target), 192 / 512)
     near = edges.copy()
     for _ in range(2):  # within 2 px
@@ -64,7 +64,7 @@ def test_sketch_and_lines_go_along_the_pictures_strong_edges():
 
 def test_after_the_flats_the_large_shapes_are_there_but_not_the_detail():
     target = photo("coffee", 192)
-    layers, shown = painted(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
+    layers, shown = process(PaintRequest(target, steps=14, seed=0, options=ILLUSTRATION))
     last_flat = max(k for k, layer in enumerate(layers, 1) if layer.stage == "flats")
     start = shown[0]
     gone = 1 - structure_error(shown[last_flat], target) / structure_error(start, target)
@@ -75,7 +75,7 @@ def test_after_the_flats_the_large_shapes_are_there_but_not_the_detail():
 def test_a_started_canvas_keeps_its_finished_parts_in_the_illustration_style():
     target = photo("astronaut", 160)
     start = make_start("holes", target, seed=1)
-    _, shown = painted(PaintRequest(start, target, steps=10, seed=1, options=ILLUSTRATION))
+    _, shown = process(PaintRequest(start, target, steps=10, seed=1, options=ILLUSTRATION))
     finished = np.all(start == target, axis=2)
     assert np.array_equal(shown[-1][finished], start[finished])
     assert np.abs(shown[-1].astype(int) - target).max() <= 4
@@ -88,7 +88,7 @@ def test_any_number_of_steps_gets_its_stages_finish_last(steps):
     if steps >= len(STAGES):
         assert all(counts[stage] >= 1 for stage in STAGES)
     target = photo("coffee", 64)
-    layers, shown = painted(PaintRequest(target, steps=steps, seed=0, options=ILLUSTRATION))
+    layers, shown = process(PaintRequest(target, steps=steps, seed=0, options=ILLUSTRATION))
     assert len(layers) == steps and layers[-1].stage == "finish"
     assert np.abs(shown[-1].astype(int) - target).max() <= 4
 
@@ -99,17 +99,10 @@ def test_an_unknown_style_is_refused_with_the_styles_there_are():
 
 
 def test_each_steps_stage_is_in_the_manifest_and_in_the_servers_step_message(tmp_path):
-    from paintstep.cli import main
     from paintstep.result import load_result
     from paintstep.serve.jobs import Job
-    from PIL import Image
 
-    picture = tmp_path / "p.png"
-    Image.fromarray(photo("coffee", 96)).save(picture)
-    out = tmp_path / "out"
-    command = ["paint", str(picture), "--steps", "8", "--out", str(out), "-q"]
-    assert main([*command, "--option", "style=illustration"]) == 0
-    result = load_result(out)
+    result = load_result(painted(tmp_path, "coffee", 96, 8, "--option", "style=illustration"))
     stages = [result.layer(k).stage for k in range(1, 9)]
     assert stages[0] == "sketch" and stages[-1] == "finish" and "flats" in stages
     step = replace(result.layer(3), thumbnail=result.thumbnail(3))

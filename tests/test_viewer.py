@@ -82,14 +82,7 @@ def test_opens_on_the_finished_picture_and_scrubs_by_key_and_wheel(app, folder):
 
 
 def test_the_slider_says_each_steps_stage(app, tmp_path):
-    picture = tmp_path / "p.png"
-    Image.fromarray(photo("coffee", 96)).save(picture)
-    from paintstep.cli import main
-
-    out = tmp_path / "out"
-    command = ["paint", str(picture), "--steps", "8", "--out", str(out), "-q"]
-    assert main([*command, "--option", "style=illustration"]) == 0
-    window = open_folder(out)
+    window = open_folder(painted(tmp_path, "coffee", 96, 8, "--option", "style=illustration"))
     window.go(1)
     assert window.position.text() == "step 1 / 8 (sketch)"
     window.go(8)

@@ -22,8 +22,8 @@ torch = pytest.importorskip("torch")
 from ldm_layout import to_ldm  # noqa: E402
 from paintstep.engines import get_engine  # noqa: E402
 from paintstep.model import random_models  # noqa: E402
-from paintstep.model.weights import Weights  # noqa: E402
 from paintstep.model.video import load_base  # noqa: E402
+from paintstep.model.weights import Weights  # noqa: E402
 from paintstep.process import PaintRequest, frames  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 

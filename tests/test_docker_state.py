@@ -119,7 +119,7 @@ def new_state(plugin, managed=None, key="/art/cup.kra"):
         connections.append(connection)
         return connection
 
-    state = plugin.job.JobState(
+    state = plugin.job.DockerJob(
         new_connection=connect,
         managed=managed or FakeManaged(),
         document_key=lambda: key,

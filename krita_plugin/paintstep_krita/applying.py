@@ -9,14 +9,14 @@ import tempfile
 from . import document
 from .app import active_document
 from .frames import rgba_bytes
-from .job import JobState
+from .job import DockerJob
 from .qt import QtCore
 
 PREVIEW_NAME = "Paintstep preview"
 
 
 class Applier:
-    def __init__(self, state: JobState) -> None:
+    def __init__(self, state: DockerJob) -> None:
         self.state = state
         self.preview_layer = None
 

@@ -9,7 +9,7 @@ from . import document
 from .app import DockWidget, active_document, read_setting, when_quitting, write_setting
 from .applying import Applier
 from .frames import to_qimage
-from .job import JobState, job_box, job_label
+from .job import DockerJob, job_box, job_label
 from .options import OptionsForm
 from .qt import QtCore, QtGui, QtWidgets
 from .settings import PluginSettings
@@ -35,7 +35,7 @@ class PaintstepDocker(DockWidget):
         self.setWindowTitle("Paintstep")
         self.setObjectName("paintstep_docker")
         self.settings = PluginSettings(read_setting, write_setting)
-        self.state = JobState(document_key=active_key, parent=self)
+        self.state = DockerJob(document_key=active_key, parent=self)
         self.applier = Applier(self.state)
         try:
             address = self.settings.address

@@ -35,7 +35,7 @@ def later(call: Callable[[], None]) -> None:
     QtCore.QTimer.singleShot(RETRY_MS, call)
 
 
-class JobState(QtCore.QObject):
+class DockerJob(QtCore.QObject):
     """`new_connection(address, keys, parent)` makes the link to a server (a Connection); `managed`
     starts one on this machine; `document_key()` names the active document, or None."""
 

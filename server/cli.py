@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .dataset.command import add_dataset_parser
 from .engines import engine_names, get_engine
 from .paint_command import add_paint_command
 from .process import PaintError
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "give them to `paintstep paint` as -o NAME=VALUE.",
     )
     engines.set_defaults(run=run_engines)
+    add_dataset_parser(commands)
     return parser
 
 

@@ -195,6 +195,16 @@ def test_synth_read_back_through_the_dataset(tmp_path):
     assert len(set(variants)) == 4  # each process painted its own way
 
 
+def test_synth_varies_the_engines_process_styles():
+    from paintstep.dataset.synth import variation
+    from paintstep.engines import get_engine
+
+    [style] = [o for o in get_engine("strokes").options if o.name == "style"]
+    drawn = {variation(f"p{i}.png", 0, 0, 16, style.choices)["options"]["style"] for i in range(40)}
+    assert drawn == set(style.choices)
+    assert variation("a.png", 1, 0, 16) == variation("a.png", 1, 0, 16)
+
+
 def test_shards_cover_every_picture_once(tmp_path):
     pictures = pictures_folder(tmp_path / "pictures", 5)
     out = tmp_path / "data"

@@ -55,9 +55,12 @@ def shard_of(pictures: list[Path], shard: tuple[int, int]) -> list[Path]:
     return pictures[index::count]
 
 
-def variation(name: str, variant: int, seed: int, frames: int) -> dict:
+def variation(
+    name: str, variant: int, seed: int, frames: int, styles: tuple[str, ...] = ()
+) -> dict:
     """The steps, options and seed of one synthetic process, fixed by the picture's name, the
-    variant and the base seed alone (not by which machine paints it)."""
+    variant and the base seed alone (not by which machine paints it); one of the engine's
+    process `styles` too, when it has them."""
     digest = hashlib.sha256(f"{name}\0{variant}\0{seed}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     least = max(frames, 8)
@@ -67,6 +70,8 @@ def variation(name: str, variant: int, seed: int, frames: int) -> dict:
         "jitter": round(float(rng.uniform(0.0, 0.12)), 3),
         "bristles": round(float(rng.uniform(0.3, 1.0)), 2) if rng.random() < 0.4 else 0.0,
     }
+    if styles:
+        options["style"] = styles[int(rng.integers(len(styles)))]
     return {
         "steps": int(rng.integers(least, 3 * least + 1)),
         "seed": int(rng.integers(0, 2**31)),
@@ -85,6 +90,7 @@ def synth_samples(
 ) -> Iterator[Sample]:
     """The synthetic samples of `pictures` (paths under `root`), `per_picture` each."""
     engine = get_engine("strokes")
+    styles = next((o.choices for o in engine.options if o.name == "style"), ())
     for path in pictures:
         name = path.relative_to(root).as_posix()
         try:
@@ -96,7 +102,7 @@ def synth_samples(
         picture = np.asarray(Image.fromarray(rgba, "RGBA").resize(size, Image.Resampling.LANCZOS))
         picture = over_white(picture)
         for variant in range(per_picture):
-            chosen = variation(name, variant, seed, frames)
+            chosen = variation(name, variant, seed, frames, styles)
             yield painted(engine, picture, name, variant, chosen, frames)
 
 

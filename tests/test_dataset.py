@@ -254,11 +254,17 @@ def test_show_counts_and_contact_sheet(tmp_path, picture, capsys):
         main(["dataset", "show", str(tmp_path / "data"), "--sheet", str(tmp_path / "s.png")]) == 0
     )
     printed = capsys.readouterr().out
-    assert "2 samples in 1 shards: 2 recorder" in printed
+    assert "2 samples in 1 shard: 2 recorder" in printed
     assert "keyframes per sample: 3 (2 samples)" in printed
     assert "captioned: 2 of 2" in printed and "1 blank" not in printed and "2 blank" in printed
     sheet = Image.open(tmp_path / "s.png")
     assert sheet.width > 3 * 64 and sheet.height > 2 * 64
+    # A build under another name adds its shards; one under the same name replaces its own.
+    for name in ("more", "more", "real"):
+        assert build(tmp_path / "rec" / "a", tmp_path / "data", "--name", name) == 0
+    assert main(["dataset", "show", str(tmp_path / "data")]) == 0
+    assert "2 samples in 2 shards: 2 recorder" in capsys.readouterr().out
+    assert (tmp_path / "data" / "contact_sheet.png").is_file()
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,13 @@ def add_dataset_parser(commands) -> None:
         help="caption for the processes that have no caption file (none)",
     )
     build.add_argument(
+        "--name",
+        default="real",
+        metavar="NAME",
+        help="the shards' name, NAME-00000.tar, ...; a build with another name adds to --out "
+        "(real)",
+    )
+    build.add_argument(
         "--video-fps",
         type=float,
         default=2.0,
@@ -133,14 +140,16 @@ def warner(args: argparse.Namespace):
 
 def run_build(args: argparse.Namespace) -> int:
     from .real import process_sample
-    from .sources import find_recordings
+    from .sources import find_recordings, safe_key
 
     check(args)
     if args.video_fps <= 0:
         raise PaintError(f"--video-fps is more than 0, not {args.video_fps}.")
     recordings = find_recordings(Path(args.source), args.caption, args.video_fps)
     warn = warner(args)
-    with ShardWriter(Path(args.out), "real", args.image_format, args.per_shard) as writer:
+    if safe_key(args.name) != args.name:
+        raise PaintError(f"--name takes letters, digits, - and _, not {args.name!r}.")
+    with ShardWriter(Path(args.out), args.name, args.image_format, args.per_shard) as writer:
         for recording in recordings:
             sample = process_sample(recording, args.frames, args.size, warn)
             if sample is not None:

@@ -4,6 +4,7 @@ filtered, and N keyframes chosen by visible change."""
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from . import align
 from .keyframes import WORK_SIDE, choose_keyframes, keep_frames
@@ -11,6 +12,7 @@ from .shards import Sample
 from .sources import Recording, Warn
 
 READ_SIDE = 2 * WORK_SIDE  # px: frames are read this small for the analysis pass
+KEEP_SIDE = 128  # px: and kept this small (an hour of video at 2 frames a second: 350 MB)
 
 
 def sample_size(final: tuple[int, int], side: int) -> tuple[int, int]:
@@ -36,7 +38,7 @@ def process_sample(recording: Recording, count: int, side: int, warn: Warn) -> S
         names.append(frame.name)
         sizes.append(frame.size)
         runs.append(len(run_sizes) - 1)
-        smalls.append(frame.rgb)
+        smalls.append(shrunk(frame.rgb, KEEP_SIDE))
     if not names:
         warn(f"skipped {recording.path}: it holds no frame that could be read.")
         return None
@@ -86,3 +88,10 @@ def process_sample(recording: Recording, count: int, side: int, warn: Warn) -> S
         ],
     }
     return Sample(recording.id, images, recording.caption, meta)
+
+
+def shrunk(rgb: np.ndarray, side: int) -> np.ndarray:
+    """`rgb` at most `side` px on its longer side."""
+    image = Image.fromarray(rgb)
+    image.thumbnail((side, side), Image.Resampling.BOX)
+    return np.asarray(image)

@@ -51,7 +51,9 @@ def describe(counts: dict) -> list[str]:
         return ", ".join(f"{value} {name}" for name, value in sorted(counter.items())) or "none"
 
     return [
-        f"{counts['samples']} samples in {counts['shards']} shards: {listed(counts['kinds'])}",
+        f"{counts['samples']} samples in {counts['shards']} shard"
+        + ("s" if counts["shards"] != 1 else "")
+        + f": {listed(counts['kinds'])}",
         "keyframes per sample: "
         + ", ".join(f"{n} ({count} samples)" for n, count in sorted(counts["frames"].items())),
         f"sizes: {listed(counts['sizes'])}",

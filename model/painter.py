@@ -211,7 +211,8 @@ class Painter:
         """The layer (placed at x0, y0) as step `index`, cropped to its paint and laid on the
         canvas."""
         pixels, x, y = crop_to_paint(layer, x0, y0)
-        step = StepLayer(index, int(x), int(y), np.ascontiguousarray(pixels))
+        x, y = int(x), int(y)  # plain ints: numpy's cannot be written to json or msgpack
+        step = StepLayer(index, x, y, np.ascontiguousarray(pixels))
         composite(self.frame, step)
         if self.preview:
             return step

@@ -135,7 +135,7 @@ def paint_process(
             band_render.release()
         return
     # A started canvas is first washed where its large shapes are a few levels off (wash.py).
-    washes = request.target is not None and request.steps >= WASH_STEPS
+    washes = request.target is not None and request.steps >= WASH_STEPS and len(radii) > 1
     shares, ratios, errors, washes = estimate_shares(
         frame, goal, paintable, radii, settings, request.seed, washes
     )

@@ -5,8 +5,8 @@ A painter who takes up a block-in whose shapes are right but whose colours are a
 does not repaint it: a glaze over it moves the tones as a whole and keeps its own edges. The
 strokes cannot do that (they paint where a brush's view is wrong by more than the engine's
 threshold), and the glazes that close small offsets come at the end. So on a started canvas the
-process begins with one: each pixel moves by how far the canvas's large shapes (as the largest
-brush sees them) are from the goal's, keeping the canvas's own detail, never by more than a
+process begins with one: each pixel moves by how far the canvas's large shapes (as the second
+largest brush sees them) are from the goal's, keeping the canvas's own detail, never by more than a
 glaze moves a pixel, and not where the shapes are wrong enough for the strokes to repaint.
 """
 

@@ -109,3 +109,12 @@ def test_each_steps_stage_is_in_the_manifest_and_in_the_servers_step_message(tmp
     assert Job("j1", tmp_path, steps=8).step_message(step).content["stage"] == stages[2]
     # A step without a stage says none (older results and engines).
     assert "stage" not in Job("j2", tmp_path).step_message(replace(step, stage=None)).content
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 50), (50, 1), (2, 2), (3, 40)])
+def test_thin_and_tiny_pictures_are_illustrated(shape):
+    target = np.zeros((*shape, 4), np.uint8)
+    target[..., 0] = np.linspace(0, 255, shape[1])[None, :]
+    target[..., 3] = 255
+    layers, shown = process(PaintRequest(target, steps=8, seed=0, options=ILLUSTRATION))
+    assert len(layers) == 8 and np.abs(shown[-1].astype(int) - target).max() <= 4

@@ -88,3 +88,14 @@ def test_a_wide_stroke_along_a_thin_line_is_judged_by_all_it_smears():
     assert np.abs(seen - line[..., :3]).sum() > np.abs(dark[..., :3] - line[..., :3]).sum()
     gain, change = improvement(stroke, dark, line)
     assert gain[0] < WORTH * change[0]
+
+
+def test_a_small_started_canvas_with_one_brush_size_is_painted_without_a_wash():
+    # At detail 0.25 a 32 px canvas has one brush size only: nothing to wash with.
+    target = photo("coffee", 32)
+    start = make_start("blocks", target, seed=0)
+    request = PaintRequest(start, target, steps=6, seed=0, options={"detail": 0.25})
+    layers = list(get_engine("strokes").paint(request))
+    assert len(layers) == 6
+    final = list(frames(start, layers))[-1]
+    assert np.abs(final.astype(int) - target).max() <= 4

@@ -292,6 +292,7 @@ class Client(Link):
             content["y"],
             layer,
             small,
+            stage if isinstance(stage := content.get("stage"), str) else None,
         )
 
     def take(self, place: dict[str, Any], length: int) -> bytes:

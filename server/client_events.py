@@ -52,12 +52,14 @@ class Step:
     y: int
     layer: RawImage
     thumbnail: RawImage
+    stage: str | None = None  # the part of the process, when the engine names it
 
     def to_layer(self) -> Any:
         """As the library's StepLayer (needs numpy)."""
         from .process import StepLayer
 
-        return StepLayer(self.index, self.x, self.y, self.layer.array(), self.thumbnail.array())
+        pixels, small = self.layer.array(), self.thumbnail.array()
+        return StepLayer(self.index, self.x, self.y, pixels, small, self.stage)
 
 
 @dataclass(frozen=True)

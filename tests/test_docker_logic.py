@@ -175,6 +175,7 @@ def test_a_plugin_without_its_vendored_client_says_how_to_install_it(tmp_path):
     result, _ = drive(tmp_path, "no_client", photo("astronaut", 32), address)
     assert "install.py" in result["label"] and "vendor" in result["label"]
     assert "install.py" in result["message"] and not result["running"]
+    assert "install.py" in result["after_connect"]
 
 
 def test_a_server_that_dies_mid_job_is_reported_and_the_steps_so_far_stay(tmp_path, server):

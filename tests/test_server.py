@@ -858,3 +858,12 @@ def test_a_small_job_is_painted_while_a_large_one_runs(server):
         states = {j["job"]: j["state"] for j in other.list_jobs()}
         assert states[job] == "running"
         busy.cancel(job)
+
+
+def test_each_step_comes_with_its_stage_when_the_engine_names_it(server):
+    target = photo("coffee", 64)
+    request = PaintRequest(target, steps=8, seed=0, options={"style": "illustration"})
+    with Client(server.address) as client:
+        _, steps = run_job(client, request, name="stages")
+    stages = [step.stage for step in steps]
+    assert stages[0] == "sketch" and stages[-1] == "finish" and "flats" in stages

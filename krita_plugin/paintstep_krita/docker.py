@@ -37,10 +37,12 @@ class PaintstepDocker(DockWidget):
         self.settings = PluginSettings(read_setting, write_setting)
         self.state = DockerJob(document_key=active_key, parent=self)
         self.applier = Applier(self.state)
+        self.keys = ""
         try:
             address = self.settings.address
+            self.vendored = True
         except ImportError:  # the plugin was copied without what install.py vendors
-            address = ""
+            address, self.vendored = "", False
         self.build(address)
         self.bind()
         when_quitting(self.state.managed.stop)
@@ -56,6 +58,9 @@ class PaintstepDocker(DockWidget):
 
     def on_connect_clicked(self) -> None:
         """The address (and keys) typed in the docker: kept in Krita's settings, used now."""
+        if not self.vendored:
+            self.server_label.setText(f"Server: {MISSING}")
+            return
         address = self.address_edit.text().strip()
         self.settings.keep_server(address, self.keys)
         self.server_label.setText(f"Server: {address} (connecting)")

@@ -210,6 +210,8 @@ def no_client(spec: dict) -> None:
     docker.generate_button.click()
     result["message"] = docker.message.text()
     result["running"] = docker.state.running
+    docker.connect_button.click()  # raised AttributeError (no keys) before
+    result["after_connect"] = docker.server_label.text()
 
 
 def server_dies(spec: dict) -> None:

@@ -245,6 +245,22 @@ def test_torch_dataset_deals_samples_to_ranks_and_subsets_frames(tmp_path, pictu
     assert held.shape[0] == 8 and (held[5:] == held[5]).all()  # the finished picture held
 
 
+def test_batches_of_samples_with_different_metas_load(tmp_path):
+    pytest.importorskip("torch")
+    from paintstep.dataset.shards import Sample, ShardWriter
+    from paintstep.dataset.torch_dataset import ProcessDataset, collate
+    from torch.utils.data import DataLoader
+
+    with ShardWriter(tmp_path / "data", "t", per_shard=4) as writer:
+        frames = [np.full((8, 8, 3), 10 * k, np.uint8) for k in range(4)]
+        writer.write(Sample("real", frames, "", {"resized": [[1, 2, 3, 4]], "keyframes": [0, 5]}))
+        writer.write(Sample("synth", frames, "a cup", {"steps": 8, "seed": 3}))
+    data = ProcessDataset(tmp_path / "data", frames=4)
+    (batch,) = list(DataLoader(data, batch_size=2, collate_fn=collate))
+    assert tuple(batch["frames"].shape) == (2, 4, 3, 8, 8)
+    assert batch["key"] == ["real", "synth"] and batch["meta"][1]["seed"] == 3
+
+
 def test_show_counts_and_contact_sheet(tmp_path, picture, capsys):
     for name in ("a", "b"):
         recorder(tmp_path / "rec" / name, picture, [0.0, 0.3, 0.6, 1.0])

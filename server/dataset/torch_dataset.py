@@ -80,6 +80,16 @@ class ProcessDataset(IterableDataset):
         return {"frames": frames, "caption": sample.caption, "key": sample.key, "meta": sample.meta}
 
 
+def collate(items: list[dict]) -> dict:
+    """A batch for a DataLoader (`collate_fn=collate`): the frames stacked (B, N, 3, H, W), the
+    captions, keys and metas as lists. PyTorch's default collate would zip the metas, which
+    differ from sample to sample (a recording's resizes, a synth's options), and fail."""
+    batch = {"frames": torch.stack([item["frames"] for item in items])}
+    for name in ("caption", "key", "meta"):
+        batch[name] = [item[name] for item in items]
+    return batch
+
+
 def subset(available: int, wanted: int | None, rng: random.Random) -> list[int]:
     """Which of `available` keyframes to give when `wanted` are asked for."""
     if wanted is None or wanted == available:

@@ -85,7 +85,8 @@ class StrokesEngine(Engine):
             "bristles",
             float,
             0.0,
-            "How much the brush's hairs show in its strokes: 0 smooth paint, 1 a dry brush.",
+            "How much the brush's hairs show in its strokes (3 px and wider; the painterly "
+            "style's): 0 smooth paint, 1 a dry brush.",
             0.0,
             1.0,
         ),

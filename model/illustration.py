@@ -9,7 +9,7 @@ details and finishes. Each stage here is made from the goal with no weights:
 - lines: the goal's contours as an extended difference of Gaussians (XDoG; Winnemoeller, 2012)
   inked dark in the local colour;
 - flats: the goal, smoothed, in a few colours (Pillow's quantizer), each colour region filled
-  with its mean under the lines, the largest region first;
+  under the lines with the goal's mean over its pixels nearby (local_colours), largest first;
 - shading: in each flat region, the pixels the goal has darker (then lighter) than the flat
   take that region's shadow (light) colour: cel shading, lines kept on top;
 - details and finish: the painterly engine's detail brushes and glazes (strokes.Painter), which
@@ -243,7 +243,7 @@ class Illustrator:
         self.regions, self.colours = regions, colours
         sizes = np.bincount(regions[where], minlength=len(colours))
         order = [r for r in np.argsort(-sizes) if sizes[r] > 0]
-        wanted = self.inked(np.rint(colours).astype(np.uint8)[regions])
+        wanted = self.inked(local_colours(self.painter.goal, regions, colours))
         bounds = split_by_progress(sizes[order].astype(np.float64), count, 1e-3)
         for part in range(count):
             chosen = np.zeros(len(colours), bool)
@@ -266,7 +266,7 @@ class Illustrator:
                 region_means(goal, regions, lit, self.colours),
             ]
         )
-        wanted = self.inked(np.rint(colours).astype(np.uint8)[np.maximum(group, 0)])
+        wanted = self.inked(local_colours(goal, np.maximum(group, 0), colours))
         sizes = np.bincount(group[group >= 0], minlength=2 * many)
         order = [g for g in np.argsort(-sizes[:many]) if sizes[g] > 0]
         order += [many + g for g in np.argsort(-sizes[many:]) if sizes[many + g] > 0]
@@ -313,3 +313,50 @@ def region_means(
     sizes = np.bincount(picked, minlength=count).astype(np.float64)
     sums = np.stack([np.bincount(picked, goal[..., c][inside], count) for c in range(3)], 1)
     return np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], flats)
+
+
+TILES = 6  # local colours are taken in about this many tiles along the longer side
+
+
+def local_colours(goal: np.ndarray, labels: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: each pixel's colour as the goal's mean over the pixels of its label
+    near it, not over the whole picture (hair and a flag in one palette colour keep their own
+    colours): the label's means in tiles, blended between tile centres so that no tile edge
+    shows, each tile's mean drawn towards the label's whole mean (`means`) when it has few of
+    its pixels."""
+    height, width = labels.shape
+    side = max(height, width) / TILES
+    rows, cols = max(1, round(height / side)), max(1, round(width / side))
+    tile_y = np.minimum(np.arange(height) * rows // height, rows - 1)
+    tile_x = np.minimum(np.arange(width) * cols // width, cols - 1)
+    count = len(means)
+    cell = (labels * rows + tile_y[:, None]) * cols + tile_x[None, :]
+    flat = cell.reshape(-1)
+    size = count * rows * cols
+    pixels = np.bincount(flat, minlength=size).astype(np.float64)
+    prior = 0.05 * height * width / (rows * cols)  # a tile's worth of the whole mean, in part
+    local = np.empty((size, 3), np.float32)
+    whole = np.repeat(np.asarray(means, np.float64), rows * cols, axis=0)
+    for c in range(3):
+        sums = np.bincount(flat, goal[..., c].reshape(-1), size)
+        local[:, c] = (sums + prior * whole[:, c]) / (pixels + prior)
+    local = local.reshape(count, rows, cols, 3)
+    # Between tile centres: each pixel's place on the grid of centres, and its four corners.
+    fy = np.clip((np.arange(height) + 0.5) * rows / height - 0.5, 0, rows - 1)
+    fx = np.clip((np.arange(width) + 0.5) * cols / width - 0.5, 0, cols - 1)
+    y0, x0 = fy.astype(int), fx.astype(int)
+    y1, x1 = np.minimum(y0 + 1, rows - 1), np.minimum(x0 + 1, cols - 1)
+    wy, wx = (fy - y0).astype(np.float32), (fx - x0).astype(np.float32)
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, 256):  # bands of rows: a few MB at a time at 4096 px
+        band = slice(top, min(top + 256, height))
+        label = labels[band]
+        a = local[label, y0[band, None], x0[None, :]]
+        b = local[label, y0[band, None], x1[None, :]]
+        c = local[label, y1[band, None], x0[None, :]]
+        d = local[label, y1[band, None], x1[None, :]]
+        across = wx[None, :, None]
+        upper, lower = a + (b - a) * across, c + (d - c) * across
+        mixed = upper + (lower - upper) * wy[band, None, None]
+        out[band] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out

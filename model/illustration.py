@@ -146,7 +146,7 @@ def flat_regions(goal: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray
     flat = index.reshape(-1)
     sizes = np.bincount(flat, minlength=count).astype(np.float64)
     sums = np.stack([np.bincount(flat, goal[..., c].reshape(-1), count) for c in range(3)], 1)
-    return index.astype(np.intp), (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+    return index.astype(np.int32), (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
 
 
 def paint_illustration(
@@ -330,7 +330,9 @@ def local_colours(goal: np.ndarray, labels: np.ndarray, means: np.ndarray) -> np
     tile_y = np.minimum(np.arange(height) * rows // height, rows - 1)
     tile_x = np.minimum(np.arange(width) * cols // width, cols - 1)
     count = len(means)
-    cell = (labels * rows + tile_y[:, None]) * cols + tile_x[None, :]
+    cell = labels.astype(np.int32) * np.int32(rows) + tile_y.astype(np.int32)[:, None]
+    cell *= np.int32(cols)
+    cell += tile_x.astype(np.int32)[None, :]
     flat = cell.reshape(-1)
     size = count * rows * cols
     pixels = np.bincount(flat, minlength=size).astype(np.float64)

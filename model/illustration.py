@@ -266,7 +266,7 @@ class Illustrator:
                 region_means(goal, regions, lit, self.colours),
             ]
         )
-        wanted = self.inked(local_colours(goal, np.maximum(group, 0), colours))
+        wanted = self.inked(local_colours(goal, group, colours))
         sizes = np.bincount(group[group >= 0], minlength=2 * many)
         order = [g for g in np.argsort(-sizes[:many]) if sizes[g] > 0]
         order += [many + g for g in np.argsort(-sizes[many:]) if sizes[many + g] > 0]
@@ -323,24 +323,29 @@ def local_colours(goal: np.ndarray, labels: np.ndarray, means: np.ndarray) -> np
     near it, not over the whole picture (hair and a flag in one palette colour keep their own
     colours): the label's means in tiles, blended between tile centres so that no tile edge
     shows, each tile's mean drawn towards the label's whole mean (`means`) when it has few of
-    its pixels."""
+    its pixels. A pixel labelled -1 belongs to no label: it counts in no mean, and its colour
+    is any label's."""
     height, width = labels.shape
     side = max(height, width) / TILES
     rows, cols = max(1, round(height / side)), max(1, round(width / side))
     tile_y = np.minimum(np.arange(height) * rows // height, rows - 1)
     tile_x = np.minimum(np.arange(width) * cols // width, cols - 1)
     count = len(means)
+    labelled = labels >= 0
+    labels = np.maximum(labels, 0)
     cell = labels.astype(np.int32) * np.int32(rows) + tile_y.astype(np.int32)[:, None]
     cell *= np.int32(cols)
     cell += tile_x.astype(np.int32)[None, :]
-    flat = cell.reshape(-1)
+    every = labelled.all()
+    flat = cell.reshape(-1) if every else cell[labelled]
     size = count * rows * cols
     pixels = np.bincount(flat, minlength=size).astype(np.float64)
     prior = 0.05 * height * width / (rows * cols)  # a tile's worth of the whole mean, in part
     local = np.empty((size, 3), np.float32)
     whole = np.repeat(np.asarray(means, np.float64), rows * cols, axis=0)
     for c in range(3):
-        sums = np.bincount(flat, goal[..., c].reshape(-1), size)
+        channel = goal[..., c].reshape(-1) if every else goal[..., c][labelled]
+        sums = np.bincount(flat, channel, size)
         local[:, c] = (sums + prior * whole[:, c]) / (pixels + prior)
     local = local.reshape(count, rows, cols, 3)
     # Between tile centres: each pixel's place on the grid of centres, and its four corners.

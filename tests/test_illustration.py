@@ -118,3 +118,16 @@ def test_thin_and_tiny_pictures_are_illustrated(shape):
     target[..., 3] = 255
     layers, shown = process(PaintRequest(target, steps=8, seed=0, options=ILLUSTRATION))
     assert len(layers) == 8 and np.abs(shown[-1].astype(int) - target).max() <= 4
+
+
+def test_a_shade_takes_its_colour_from_its_own_pixels_only():
+    from paintstep.model.illustration import local_colours
+
+    # Label 0 (a shadow) on the left, unlabelled (-1, not shaded) pixels on the right: the
+    # shadow's colour is the mean of its own pixels, not pulled towards the unshaded ones.
+    goal = np.zeros((40, 40, 4), np.uint8)
+    goal[:, :20, :3], goal[:, 20:, :3], goal[..., 3] = 40, 220, 255
+    labels = np.full((40, 40), -1)
+    labels[:, :20] = 0
+    colours = local_colours(goal, labels, np.array([[40.0, 40.0, 40.0]]))
+    assert np.abs(colours[:, :20].astype(int) - 40).max() <= 1

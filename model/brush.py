@@ -27,6 +27,12 @@ class Strokes:
     radius: np.ndarray
     bristles: float = 0.0
 
+    @classmethod
+    def none(cls) -> Strokes:
+        """No strokes at all."""
+        points, colour = np.zeros((0, 1, 2), np.float32), np.zeros((0, 4), np.float32)
+        return cls(points, np.zeros(0, np.int64), colour, np.zeros(0, np.float32))
+
     def __len__(self) -> int:
         return len(self.count)
 

@@ -29,7 +29,7 @@ from PIL import Image, ImageFilter
 from . import band_render
 from .brush import Strokes
 from .raster import gaussian_blur, spread
-from .step_deal import split_by_progress
+from .step_deal import share_out, split_by_progress
 from .stroke_plan import DETAIL_RADIUS
 
 STAGES = ("sketch", "lines", "flats", "shading", "details", "finish")
@@ -42,17 +42,13 @@ INK = 0.3  # a line's colour: the local colour this dark
 LINE_FROM = 6.0  # levels of luminance a difference of Gaussians needs to ink a line
 PENCIL = (96, 92, 100)  # the sketch's graphite, before its opacity
 SKETCH_OPACITY = 0.35
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # luminance of red, green and blue (BT.601)
 
 
 def stage_counts(steps: int) -> dict[str, int]:
     """Steps for each stage (0 for a stage left out), in total `steps`."""
     kept = [stage for stage in STAGES if stage in KEPT[: min(steps, len(STAGES))]]
-    weights = np.array([WEIGHTS[stage] for stage in kept])
-    counts = np.ones(len(kept), int)
-    wanted = (steps - len(kept)) * weights / weights.sum()
-    counts += np.floor(wanted).astype(int)
-    for i in np.argsort(np.floor(wanted) - wanted)[: steps - counts.sum()]:
-        counts[i] += 1
+    counts = 1 + share_out(steps - len(kept), [WEIGHTS[stage] for stage in kept])
     out = dict.fromkeys(STAGES, 0)
     out.update(zip(kept, counts.tolist()))
     return out
@@ -62,7 +58,7 @@ def luminance(rgba: np.ndarray) -> np.ndarray:
     """(H, W) float32 luminance of the colour as seen on white paper, 0-255."""
     alpha = rgba[..., 3:].astype(np.float32) / 255
     seen = rgba[..., :3] * alpha + 255 * (1 - alpha)
-    return seen @ np.array([0.299, 0.587, 0.114], np.float32)
+    return seen @ LUMA
 
 
 def blurred(values: np.ndarray, sigma: float) -> np.ndarray:
@@ -102,12 +98,7 @@ def sketch_strokes(
     ys, xs = np.nonzero(edges[::spacing, ::spacing])
     ys, xs = ys * spacing, xs * spacing
     if len(xs) == 0:
-        return Strokes(
-            np.zeros((0, 1, 2), np.float32),
-            np.zeros(0, np.int64),
-            np.zeros((0, 4), np.float32),
-            np.zeros(0, np.float32),
-        )
+        return Strokes.none()
     points = 6
     path = np.empty((len(xs), points, 2), np.float32)
     position = np.stack([xs, ys], axis=1).astype(np.float32)
@@ -255,7 +246,7 @@ class Illustrator:
         """Shadows first, then lights: in each flat region, the pixels that the goal has darker
         (lighter) than the flat take the region's shadow (light) colour, a region at a time."""
         goal, regions, many = self.painter.goal, self.regions, len(self.colours)
-        flat_light = self.colours @ np.array([0.299, 0.587, 0.114], np.float32)
+        flat_light = self.colours @ LUMA
         tone = blurred(self.light, max(1.0, 2 * self.scale)) - flat_light[regions]
         shadow, lit = (tone < -SHADE) & where, (tone > SHADE) & where
         # Each (side, region) is a group: shadows 0..many-1, lights many..2 many-1.

@@ -25,13 +25,20 @@ def deal_steps(steps: int, shares: list[float]) -> list[int]:
             counts[level] = 1
         return counts
     base = min(MIN_STEPS, steps // len(used))
-    wanted = np.array([shares[level] for level in used])
-    wanted = (steps - base * len(used)) * wanted / wanted.sum()
-    extra = np.floor(wanted).astype(int)
-    for i in np.argsort(extra - wanted)[: steps - base * len(used) - extra.sum()]:
-        extra[i] += 1
+    extra = share_out(steps - base * len(used), [shares[level] for level in used])
     for level, more in zip(used, extra):
         counts[level] = base + int(more)
+    return counts
+
+
+def share_out(total: int, weights) -> np.ndarray:
+    """Whole numbers in proportion to `weights` that add up to `total`: each its share rounded
+    down, then one more for the largest remainders."""
+    weights = np.asarray(weights, np.float64)
+    wanted = total * weights / weights.sum()
+    counts = np.floor(wanted).astype(int)
+    for i in np.argsort(counts - wanted)[: total - counts.sum()]:
+        counts[i] += 1
     return counts
 
 

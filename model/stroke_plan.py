@@ -61,16 +61,7 @@ def plan_level(
         starts = worst_cells(error, wanted, size)
     if len(starts) == 0:
         nothing = np.zeros(0, np.float32)
-        return (
-            Strokes(
-                np.zeros((0, 1, 2), np.float32),
-                np.zeros(0, np.int64),
-                np.zeros((0, 4), np.float32),
-                nothing,
-            ),
-            nothing,
-            nothing,
-        )
+        return Strokes.none(), nothing, nothing
     start_color = reference[starts[:, 1], starts[:, 0]].astype(np.float32) / 255.0
     rgba = np.concatenate(
         [start_color[:, :3] / np.maximum(start_color[:, 3:], 1e-6), start_color[:, 3:]], 1

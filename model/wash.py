@@ -71,7 +71,7 @@ def wash_layer(
         [np.clip(moved, 0, 255).astype(np.uint8), np.full((moved.shape[0], 1), 255, np.uint8)],
         axis=1,
     )
-    return layer, int(x0), int(y0)
+    return layer, x0, y0
 
 
 def large_offset(

@@ -17,6 +17,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(name, "1")
 
 
+# Python code that makes importing numpy fail, as in Krita's Python: put before a test's code.
+NO_NUMPY = (
+    "import sys\n"
+    "class NoNumpy:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'numpy' or name.startswith('numpy.'):\n"
+    "            raise ImportError('no numpy here')\n"
+    "sys.meta_path.insert(0, NoNumpy())\n"
+)
+
+
 def photo(name: str = "astronaut", width: int = 128) -> np.ndarray:
     """A bundled photo as (H, W, 4) uint8 RGBA, `width` px wide."""
     image = Image.fromarray(getattr(data, name)()).convert("RGBA")

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import photo
+from conftest import NO_NUMPY, photo
 from PIL import Image
 from test_krita import HAVE_KRITA
 from test_server import free_port
@@ -127,13 +127,7 @@ def test_kritarc_gets_one_line_and_loses_only_that(tmp_path, before, enabled, af
 def test_the_plugin_carries_every_module_of_paintstep_it_imports_and_no_more():
     """What the plugin imports of Paintstep (the client, keys for a remote server, paths for
     the managed one), with numpy blocked as in Krita's Python: install.py's LIBRARY."""
-    code = (
-        "import sys\n"
-        "class NoNumpy:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'numpy' or name.startswith('numpy.'):\n"
-        "            raise ImportError('no numpy here')\n"
-        "sys.meta_path.insert(0, NoNumpy())\n"
+    code = NO_NUMPY + (
         "import paintstep.client, paintstep.keys, paintstep.paths\n"
         "for name, module in sorted(sys.modules.items()):\n"
         "    if name.split('.')[0] == 'paintstep':\n"

@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from conftest import half_finished, photo
+from conftest import NO_NUMPY, half_finished, photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost, Step
@@ -640,13 +640,7 @@ def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_p
 
 def test_the_client_and_protocol_run_without_numpy(server):
     """Krita's Python has no numpy: the plugin carries the client and protocol modules."""
-    code = (
-        "import sys\n"
-        "class NoNumpy:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'numpy' or name.startswith('numpy.'):\n"
-        "            raise ImportError('no numpy here')\n"
-        "sys.meta_path.insert(0, NoNumpy())\n"
+    code = NO_NUMPY + (
         "from paintstep.client import Client, Step, Done\n"
         "from paintstep.protocol import RawImage\n"
         "canvas = RawImage(bytes([200, 120, 40, 255]) * (24 * 16), 24, 16)\n"

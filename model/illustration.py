@@ -18,6 +18,7 @@ details and finishes. Each stage here is made from the goal with no weights:
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -158,8 +159,16 @@ class Illustrator:
         height, width = painter.paintable.shape
         self.scale = max(width, height) / 512  # the sketch and lines at 512 px are 1 px wide
         self.ink = np.zeros((height, width), np.float32)  # the lines as they are inked
-        self.light = luminance(painter.goal)
-        self.edges, self.gradient = strong_edges(self.light, self.scale)
+
+    @functools.cached_property
+    def light(self) -> np.ndarray:
+        """The goal's luminance (for the stages that use it: a short process has none)."""
+        return luminance(self.painter.goal)
+
+    @functools.cached_property
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The goal's strong edges and its luminance gradient (strong_edges)."""
+        return strong_edges(self.light, self.scale)
 
     def layer_from(self, wanted: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, int, int]:
         """A layer that turns the canvas into `wanted` (opaque straight RGBA) where `where`,
@@ -201,7 +210,7 @@ class Illustrator:
                 yield replace(layer, stage=stage)
 
     def sketch(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
-        strokes = sketch_strokes(self.edges, self.gradient, where, self.scale, self.rng)
+        strokes = sketch_strokes(*self.edges, where, self.scale, self.rng)
         order = self.rng.permutation(len(strokes))
         bounds = np.linspace(0, len(strokes), count + 1).astype(int)
         height, width = where.shape
@@ -214,7 +223,7 @@ class Illustrator:
 
     def lines(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
         # Clean lines: the contours where the goal has strong edges, not its texture.
-        contours = self.edges
+        contours = self.edges[0]
         for _ in range(max(1, round(1.5 * self.scale))):
             contours = spread(contours, np.maximum)
         ink = line_art(self.light, self.scale) * (where & contours)

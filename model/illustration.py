@@ -78,12 +78,14 @@ def line_art(light: np.ndarray, scale: float) -> np.ndarray:
 
 def strong_edges(light: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Where a picture of this luminance has strong edges (a boolean map: its steepest tenth,
-    at least 8 levels a pixel), and the luminance gradient (gy, gx)."""
+    at least 8 levels a pixel of a 512 px picture), and the luminance gradient (gy, gx)."""
     smooth = blurred(light, max(1.0, scale))
     if min(smooth.shape) < 2:  # np.gradient needs two pixels a side: a 1 px strip has none
         return np.zeros(smooth.shape, bool), np.zeros((2, *smooth.shape), np.float32)
     gy, gx = np.gradient(smooth)
-    magnitude = np.hypot(gx, gy)
+    # Per pixel of a 512 px picture: the same edge is `scale` times less steep a pixel when
+    # the picture is `scale` times larger, and should not fall under the floor for it.
+    magnitude = np.hypot(gx, gy) * max(1.0, scale)
     level = max(8.0, float(np.percentile(magnitude[::2, ::2], 90)))
     return magnitude > level, np.stack([gy, gx])
 

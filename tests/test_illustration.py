@@ -131,3 +131,15 @@ def test_a_shade_takes_its_colour_from_its_own_pixels_only():
     labels[:, :20] = 0
     colours = local_colours(goal, labels, np.array([[40.0, 40.0, 40.0]]))
     assert np.abs(colours[:, :20].astype(int) - 40).max() <= 1
+
+
+def test_a_larger_copy_of_a_picture_has_the_same_strong_edges():
+    # The lines of a 4096 px picture were all but lost: its edges are as strong, spread over
+    # more pixels, and fell under a floor set in levels a pixel.
+    from PIL import Image
+
+    small = photo("astronaut", 256)
+    big = np.asarray(Image.fromarray(small).resize((2048, 2048), Image.Resampling.BICUBIC))
+    share_small = strong_edges(luminance(small), 256 / 512)[0].mean()
+    share_big = strong_edges(luminance(big), 2048 / 512)[0].mean()
+    assert share_big >= 0.7 * share_small

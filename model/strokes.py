@@ -30,7 +30,6 @@ from paintstep.process import (
 from PIL import Image
 
 from . import band_render
-from .illustration import paint_illustration
 from .painter import Painter, Settings
 from .raster import (
     colour_distance,
@@ -39,8 +38,7 @@ from .raster import (
 )
 from .step_deal import deal_steps, split_by_progress
 from .stroke_plan import DETAIL_RADIUS
-
-STYLES = ("paint", "illustration")  # whose process: the painter's, the illustrator's
+from .styles import STYLE_HELP, STYLES, paint_in_style
 
 
 class StrokesEngine(Engine):
@@ -77,8 +75,7 @@ class StrokesEngine(Engine):
             "style",
             str,
             "paint",
-            "Whose process: paint (alla prima, large to small brushes) or illustration "
-            "(sketch, lines, flats, shading, details).",
+            STYLE_HELP,
             choices=STYLES,
         ),
         EngineOption(
@@ -128,10 +125,12 @@ def paint_process(
     if width * height >= band_render.PARALLEL_AREA:
         band_render.warm()  # the helpers start while the preview runs
     radii = brush_radii(width, height, settings.detail)
-    if settings.style == "illustration":
+    if settings.style != "paint":
         painter = Painter(frame, goal, paintable, settings, np.random.default_rng(request.seed))
         try:
-            yield from paint_illustration(painter, radii, request.steps, request.seed, cancel)
+            yield from paint_in_style(
+                settings.style, painter, radii, request.steps, request.seed, cancel
+            )
         finally:
             band_render.release()
         return

@@ -27,6 +27,7 @@ from .result import (
     only_set_up,
     run_info,
 )
+from .writer_process import WriterProcess
 
 SAMPLE = "coffee.jpg"
 DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
@@ -246,6 +247,8 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
     """Paint the request into `out`, step by step; the command's exit code."""
     cancel = threading.Event()
     began = time.perf_counter()
+    # The writer's process starts now, so that its imports overlap the engine's first step.
+    process = WriterProcess.start()
     if client is not None:
         steps = remote_steps(args, client, request, cancel, progress)
     else:
@@ -254,9 +257,10 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
     try:
         for step in steps:
             # The folder is written from the first step on, so a request the engine refuses
-            # leaves nothing behind. The writer encodes on its own thread while the engine
-            # paints the next step, and composites the frames there too.
-            writer = writer or ResultWriter(out, frame, info, outputs=outputs, background=True)
+            # leaves nothing behind. The writer encodes in a process of its own (or, on one
+            # core, a thread) while the engine paints the next step, and composites the
+            # frames there too.
+            writer = writer or open_writer(process, out, frame, info, outputs)
             writer.add(step)
             progress.update(step.index)
         progress.update(request.steps, "writing the animation")
@@ -285,6 +289,9 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
             with contextlib.suppress(OSError):  # a full disk may refuse the manifest too
                 writer.end(JobState.FAILED, str(error))
         raise
+    finally:
+        if process is not None:
+            process.close()
     progress.close()
     if not args.quiet:
         seconds = time.perf_counter() - began
@@ -293,6 +300,13 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
         shown = [f"{out / ('process.' + name)}" for name in ("gif", "mp4") if name in outputs]
         print("  " + "  ".join([*shown, f"{out / 'layers'}/"]))
     return 0
+
+
+def open_writer(process: WriterProcess | None, out: Path, frame, info, outputs):
+    """The result's writer: in its own process where one started, else on a thread."""
+    if process is not None:
+        return process.open(out, frame, info, outputs)
+    return ResultWriter(out, frame, info, outputs=outputs, background=True)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ from paintstep.animation import GifStream, Mp4Stream, timing
 from paintstep.engines import get_engine
 from paintstep.errors import PaintError
 from paintstep.process import PaintRequest, composite
-from paintstep.result import CHECKPOINT_STEPS, ResultWriter, load_result, write_png
+from paintstep.result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, load_result, write_png
+from paintstep.writer_process import WriterProcess
 from PIL import Image
 
 
@@ -53,6 +54,90 @@ def test_a_folder_written_on_a_thread_is_the_same_as_one_written_inline(
             same_video(tmp_path / "inline" / name, tmp_path / "thread" / name)
         else:
             assert inline[name] == threaded[name], name
+
+
+def write_in_process(folder, painting, outputs):
+    request, steps = painting
+    info = {"engine": "strokes", "steps_planned": request.steps}
+    process = WriterProcess.start()
+    try:
+        writer = process.open(folder, request.first_frame(), info, outputs)
+        for step in steps:
+            writer.add(step)
+        writer.finish()
+    finally:
+        process.close()
+    return folder
+
+
+@pytest.mark.parametrize("outputs", [OUTPUTS, ("thumbs",)])
+def test_a_folder_written_by_the_writer_process_is_the_same_as_one_written_inline(
+    tmp_path, painting, outputs, monkeypatch
+):
+    # `paintstep paint` writes in a process of its own, on the core the engine leaves free.
+    monkeypatch.setenv("PAINTSTEP_THREADS", "2")
+    inline = files(write(tmp_path / "inline", painting, outputs=outputs))
+    apart = files(write_in_process(tmp_path / "process", painting, outputs))
+    assert inline.keys() == apart.keys()
+    for name in inline:
+        if name.suffix == ".mp4":
+            same_video(tmp_path / "inline" / name, tmp_path / "process" / name)
+        else:
+            assert inline[name] == apart[name], name
+
+
+def test_the_writer_process_says_a_failed_write_and_records_the_failure(
+    tmp_path, painting, monkeypatch
+):
+    monkeypatch.setenv("PAINTSTEP_THREADS", "2")
+    request, steps = painting
+    process = WriterProcess.start()
+    try:
+        writer = process.open(tmp_path / "o", request.first_frame(), {}, ("thumbs",))
+        (tmp_path / "o" / "layers").rmdir()  # the next layer cannot be written
+        with pytest.raises(PaintError, match="Cannot write the result into .* choose another"):
+            for step in steps:
+                writer.add(step)
+                time.sleep(0.05)  # the child says it between steps
+            writer.finish()
+        writer.end("failed", "no layers folder")
+    finally:
+        process.close()
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["state"] == "failed" and manifest["steps"] == []
+    with pytest.raises(PaintError, match="is a file; choose a folder"):
+        (tmp_path / "file").write_text("")
+        other = WriterProcess.start()
+        try:
+            other.open(tmp_path / "file", request.first_frame(), {}, ())
+        finally:
+            other.close()
+
+
+def test_a_command_killed_outright_leaves_its_folder_marked_interrupted(tmp_path):
+    Image.fromarray(photo("coffee", 300)).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    command = [sys.executable, "-m", "paintstep", "paint", str(tmp_path / "p.png")]
+    painting = subprocess.Popen(command + ["--steps", "400", "--out", str(out), "-q"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        manifest = out / "manifest.json"
+        if manifest.exists() and len(json.loads(manifest.read_text())["steps"]) >= 2:
+            break
+        time.sleep(0.05)
+    painting.kill()
+    painting.wait(30)
+    deadline = time.monotonic() + 30
+    while load_result(out).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer's process sees its input close, and says so
+    result = load_result(out)
+    assert result.state == "interrupted" and not result.complete
+    written = {str(path.relative_to(out)) for path in out.glob("*/*.png")}
+    listed = {result.manifest["start"]}
+    for entry in result.steps:
+        listed |= {entry[key] for key in ("layer", "frame", "thumbnail") if key in entry}
+    assert written <= listed  # (frames not written are rebuilt from the layers)
+    assert all((out / entry["layer"]).exists() for entry in result.steps if entry["width"])
 
 
 def test_a_lean_folder_keeps_its_last_frame_written_as_an_inline_writer_writes_it(

@@ -29,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from .animation import GifStream, Mp4Stream, animation_frame, timing, write_gif, write_mp4
+from .animation import (
+    AnimationFrames,
+    GifStream,
+    Mp4Stream,
+    animation_frame,
+    timing,
+    write_gif,
+    write_mp4,
+)
 from .png import encode_png, read_png, write_png
 from .process import PaintError, PaintRequest, StepLayer, composite, thumbnail
 
@@ -251,7 +259,9 @@ class ResultWriter:
         if "mp4" in self.outputs:
             expected = int(info.get("steps_planned", 0)) + 1
             self.animations.append(Mp4Stream(self.folder / "process.mp4", expected))
-        self.add_to_animations(start)
+        self.animation_frames = AnimationFrames(start) if self.animations else None
+        for animation in self.animations:
+            animation.add(self.animation_frames.image())
         self.save_manifest()
         self.failure: BaseException | None = None  # raised again in the caller's thread
         self.steps = Queued(self.write_step, "result writer", self.failed) if background else None
@@ -314,7 +324,7 @@ class ResultWriter:
             self.frame = frame
         if "frames" in self.outputs or (step.index % CHECKPOINT_STEPS == 0 and not self.lean):
             self.write_frame(step.index)
-        self.add_to_animations(self.frame)
+        self.add_to_animations(step)
 
     def write_frame(self, index: int) -> None:
         path = self.folder / f"frames/frame_{index:04d}.png"
@@ -326,11 +336,17 @@ class ResultWriter:
             os.replace(partial, path)
         self.frame_written = index
 
-    def add_to_animations(self, frame: np.ndarray) -> None:
+    def add_to_animations(self, step: StepLayer) -> None:
+        """Frame k (the writer's frame, after `step`) into the animations: only the step's
+        box of it is reduced again."""
         if self.animations:
-            picture = animation_frame(frame)
+            box = (step.x, step.y, step.x + step.width, step.y + step.height)
+            picture, near = self.animation_frames.update(self.frame, *box)
             for animation in self.animations:
-                animation.add(picture)
+                if isinstance(animation, GifStream):
+                    animation.add(picture, near)
+                else:
+                    animation.add(picture)
 
     def stop_threads(self, drop_queued: bool) -> None:
         for queued in (self.steps, self.frames):  # the steps thread feeds the frames thread

@@ -31,25 +31,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = "paintstep_krita"
-# Paintstep's modules the plugin carries (they need no numpy, which Krita's Python lacks).
-LIBRARY = (
-    "__init__.py",
-    "client.py",
-    "client_events.py",
-    "client_link.py",
-    "client_shared.py",
-    "protocol.py",
-    "shared.py",
-    "keys.py",
-    "errors.py",
-    "paths.py",
-)
+# The part of Paintstep the plugin carries: the package's __init__ and its `wire` package, whole
+# (the client, the protocol, shared memory, keys: nothing there needs numpy, which Krita's
+# Python lacks).
+WIRE = HERE / "server" / "wire"
 VENDORED = ("pyzmq", "msgpack")
 
 
 def load_paths():
     """Paintstep's own paths module, read from this folder (Paintstep is not installed yet)."""
-    spec = importlib.util.spec_from_file_location("paintstep_paths", HERE / "server" / "paths.py")
+    spec = importlib.util.spec_from_file_location("paintstep_paths", WIRE / "paths.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -202,7 +193,7 @@ def wheel_platforms(given: str | None) -> list[str]:
 
 
 def vendor_into(folder: Path, python: str, platforms: list[str]) -> None:
-    """pyzmq and msgpack wheels for Krita's Python, unpacked, plus Paintstep's client modules."""
+    """pyzmq and msgpack wheels for Krita's Python, unpacked, plus Paintstep's `wire` package."""
     with tempfile.TemporaryDirectory() as wheels:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
         command += ["--python-version", python, "--implementation", "cp", "--dest", wheels]
@@ -213,8 +204,9 @@ def vendor_into(folder: Path, python: str, platforms: list[str]) -> None:
             with zipfile.ZipFile(wheel) as archive:
                 archive.extractall(folder)
     (folder / "paintstep").mkdir(parents=True, exist_ok=True)
-    for name in LIBRARY:
-        shutil.copy(HERE / "server" / name, folder / "paintstep" / name)
+    shutil.copy(HERE / "server" / "__init__.py", folder / "paintstep" / "__init__.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(WIRE, folder / "paintstep" / "wire", ignore=ignore, dirs_exist_ok=True)
 
 
 def build_plugin(into: Path, python: str, platforms: list[str]) -> None:

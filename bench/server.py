@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import photo  # noqa: E402
-from paintstep.client import Client, Done, Step  # noqa: E402
 from paintstep.process import PaintRequest  # noqa: E402
+from paintstep.wire.client import Client, Done, Step  # noqa: E402
 
 
 def free_port() -> int:
@@ -314,7 +314,7 @@ def fairness(side: int) -> None:
 
 def hostile(side: int) -> None:
     import zmq
-    from paintstep.protocol import Message, image_field
+    from paintstep.wire.protocol import Message, image_field
 
     with tempfile.TemporaryDirectory() as tmp:
         serving = Serving(tmp)

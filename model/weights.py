@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from paintstep import paths
 from paintstep.process import PaintError
+from paintstep.wire import paths
 
 CONFIG_ENV = "PAINTSTEP_DIFFUSION_CONFIG"
 CONFIG_NAME = "diffusion.json"

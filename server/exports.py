@@ -13,8 +13,8 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import PaintError
 from .result import Result, animation_frame, write_gif, write_mp4
+from .wire.errors import PaintError
 
 
 def frame_range(result: Result, first: int, last: int) -> range:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from .bands import in_bands
-from .errors import PaintError
+from .wire.errors import PaintError
 
 MAX_STEPS = 1000
 MAX_PROMPT = 2000

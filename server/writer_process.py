@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from .bands import threads
-from .errors import PaintError
 from .process import StepLayer
 from .result import JobState, ResultWriter
+from .wire.errors import PaintError
 
 
 class WriterGone(Exception):

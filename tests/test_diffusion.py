@@ -284,7 +284,7 @@ def test_single_files_in_the_original_layout_paint_what_the_folders_paint(
 def test_a_diffusion_job_on_the_server_reports_denoising_then_streams_its_steps(
     weights, tmp_path, monkeypatch
 ):
-    from paintstep.client import Client, Done, Progress, Step
+    from paintstep.wire.client import Client, Done, Progress, Step
     from test_server import ServerProcess
 
     monkeypatch.delenv("PAINTSTEP_DIFFUSION_CONFIG", raising=False)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import photo
-from paintstep.client import Accepted, Done, Progress, Step
 from paintstep.engines import get_engine
 from paintstep.process import PaintRequest, frames
-from paintstep.protocol import RawImage
+from paintstep.wire.client import Accepted, Done, Progress, Step
+from paintstep.wire.protocol import RawImage
 
 PLUGIN = Path(__file__).resolve().parent.parent / "krita_plugin"
 

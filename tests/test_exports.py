@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 from conftest import painted
-from paintstep.errors import PaintError
 from paintstep.exports import contact_sheet, export_animation, write_ora
 from paintstep.process import StepLayer, composite
 from paintstep.result import load_result
+from paintstep.wire.errors import PaintError
 from PIL import Image
 
 

@@ -53,7 +53,7 @@ def test_install_gives_a_working_docker_and_uninstall_removes_only_what_it_added
     assert "3/4 Krita plugin into" in done.stdout
     plugin = home / ".local" / "share" / "krita" / "pykrita" / "paintstep_krita"
     assert (plugin / "vendor" / "zmq").is_dir() and (plugin / "vendor" / "msgpack").is_dir()
-    assert (plugin / "vendor" / "paintstep" / "client.py").exists()
+    assert (plugin / "vendor" / "paintstep" / "wire" / "client.py").exists()
     assert "enable_paintstep_krita=true" in kritarc.read_text()
     assert "foo=bar" in kritarc.read_text()
 
@@ -124,18 +124,26 @@ def test_kritarc_gets_one_line_and_loses_only_that(tmp_path, before, enabled, af
     assert path.read_bytes().decode("utf-8") == (after or "[python]\n")
 
 
-def test_the_plugin_carries_every_module_of_paintstep_it_imports_and_no_more():
-    """What the plugin imports of Paintstep (the client, keys for a remote server, paths for
-    the managed one), with numpy blocked as in Krita's Python: install.py's LIBRARY."""
+def test_every_module_of_wire_imports_without_numpy_and_needs_nothing_outside_it():
+    """The plugin carries paintstep.wire whole, for Krita's Python, which has no numpy: each of
+    its modules (found, not listed) imports with numpy blocked and pulls in nothing of Paintstep
+    beyond the package's __init__ and wire itself."""
+    wire = ROOT / "server" / "wire"
+    names = sorted(path.stem for path in wire.glob("*.py") if path.stem != "__init__")
+    assert {"client", "protocol", "shared", "keys", "paths"} <= set(names)
     code = NO_NUMPY + (
-        "import paintstep.client, paintstep.keys, paintstep.paths\n"
-        "for name, module in sorted(sys.modules.items()):\n"
+        "import importlib\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module('paintstep.wire.' + name)\n"
+        "assert 'numpy' not in sys.modules\n"
+        "for name in sorted(sys.modules):\n"
         "    if name.split('.')[0] == 'paintstep':\n"
-        "        print(module.__file__)\n"
+        "        print(name)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    imported = {Path(line).name for line in done.stdout.splitlines()}
-    assert imported == set(load_installer().LIBRARY)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = set(done.stdout.split())
+    assert imported == {"paintstep", "paintstep.wire"} | {f"paintstep.wire.{n}" for n in names}
 
 
 def test_zip_for_importing_into_krita(tmp_path):
@@ -145,7 +153,12 @@ def test_zip_for_importing_into_krita(tmp_path):
         names = set(archive.namelist())
     assert "paintstep_krita.desktop" in names
     assert "paintstep_krita/__init__.py" in names and "paintstep_krita/manual.html" in names
-    assert "paintstep_krita/vendor/paintstep/client.py" in names
+    wire = {p.name for p in (ROOT / "server" / "wire").glob("*.py")}
+    vendored = {
+        n.rsplit("/", 1)[1] for n in names if n.startswith("paintstep_krita/vendor/paintstep/wire/")
+    }
+    assert vendored == wire  # the package whole, nothing left behind
+    assert "paintstep_krita/vendor/paintstep/__init__.py" in names
     assert any(n.startswith("paintstep_krita/vendor/zmq/") and n.endswith(".pyd") for n in names)
     assert any(n.startswith("paintstep_krita/vendor/msgpack/") for n in names)
 

@@ -98,7 +98,7 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
 
 
 def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tmp_path, vendored):
-    from paintstep.client import Client, ServerLost
+    from paintstep.wire.client import Client, ServerLost
     from test_server import free_port
 
     address = f"tcp://127.0.0.1:{free_port()}"
@@ -118,7 +118,7 @@ def test_with_no_server_running_the_docker_starts_one_and_stops_it_with_krita(tm
 
 
 def test_the_docker_reaches_a_server_that_needs_keys(tmp_path, vendored):
-    from paintstep.keys import make_keys
+    from paintstep.wire.keys import make_keys
 
     keys = tmp_path / "keys"
     make_keys(keys)

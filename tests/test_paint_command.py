@@ -254,7 +254,7 @@ def test_a_large_result_is_said_before_painting(tmp_path, capsys):
 
 
 def test_the_expected_size_of_a_result_is_near_what_is_written(tmp_path):
-    from paintstep.paint_command import DEFAULT_OUTPUTS, expected_bytes
+    from paintstep.cli.paint import DEFAULT_OUTPUTS, expected_bytes
 
     picture = save(tmp_path / "p.png", photo("astronaut", 160))
     out = tmp_path / "o"

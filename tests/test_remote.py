@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from paintstep.client import Accepted, Done, Progress, ServerError, ServerLost, Step
-from paintstep.errors import PaintError
-from paintstep.protocol import RawImage
-from paintstep.remote import step_layers
+from paintstep.cli.remote import step_layers
+from paintstep.wire.client import Accepted, Done, Progress, ServerError, ServerLost, Step
+from paintstep.wire.errors import PaintError
+from paintstep.wire.protocol import RawImage
 
 
 def raw(pixels: np.ndarray) -> RawImage:

@@ -13,9 +13,9 @@ import pytest
 from conftest import photo
 from paintstep.animation import AnimationFrames, GifStream, Mp4Stream, animation_frame, timing
 from paintstep.engines import get_engine
-from paintstep.errors import PaintError
 from paintstep.process import PaintRequest, composite
 from paintstep.result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, load_result, write_png
+from paintstep.wire.errors import PaintError
 from paintstep.writer_process import WriterProcess
 from PIL import Image
 

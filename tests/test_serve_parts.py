@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import photo
 from paintstep.process import PaintError, StepLayer
-from paintstep.protocol import Message, ProtocolError, image_field
 from paintstep.result import ResultWriter
 from paintstep.serve.handlers import MAX_META_BYTES, generate_from
 from paintstep.serve.jobs import Job, JobStore, Turns
 from paintstep.serve.worker import Events, FetchEvent, JobEvent
+from paintstep.wire.protocol import Message, ProtocolError, image_field
 
 DAY = 86400
 
@@ -217,8 +217,8 @@ def test_events_from_many_threads_come_in_the_order_each_sent_them_and_wake_the_
 
 def test_job_states_are_the_same_strings_in_manifests_and_messages_as_before():
     import msgpack
-    from paintstep.protocol import decode, encode
     from paintstep.result import JobState, Result
+    from paintstep.wire.protocol import decode, encode
 
     written = ["queued", "running", "finished", "cancelled", "failed", "interrupted"]
     assert [state.value for state in JobState] == written
@@ -277,9 +277,9 @@ def test_a_worker_paints_a_job_into_its_folder_and_says_each_step_and_how_it_end
 
 
 def test_paintstep_serve_without_options_gets_the_servers_defaults(monkeypatch, tmp_path):
-    from paintstep import paths
     from paintstep.cli import build_parser
     from paintstep.serve.settings import ServerSettings, from_options
+    from paintstep.wire import paths
 
     monkeypatch.setattr(paths, "cache_dir", lambda: tmp_path)
     settings = from_options(build_parser().parse_args(["serve"]))
@@ -291,8 +291,8 @@ def test_paintstep_serve_without_options_gets_the_servers_defaults(monkeypatch, 
 
 
 def test_a_step_placed_with_numpy_integers_is_written_and_sent_all_the_same(tmp_path):
-    from paintstep.protocol import decode, encode
     from paintstep.result import load_result
+    from paintstep.wire.protocol import decode, encode
 
     start = photo("coffee", 32)
     step = StepLayer(np.int64(1), np.int64(3), np.int32(2), start[:4, :4].copy(), start[:8, :8])

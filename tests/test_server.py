@@ -19,11 +19,11 @@ import zmq
 from conftest import NO_NUMPY, half_finished, photo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paintstep.client import Accepted, Client, Done, Progress, ServerError, ServerLost, Step
 from paintstep.engines import get_engine
-from paintstep.keys import load_client_keys, make_keys
 from paintstep.process import PaintRequest
-from paintstep.protocol import ERROR_CODES, MESSAGE_TYPES, Message, encode, local_address
+from paintstep.wire.client import Accepted, Client, Done, Progress, ServerError, ServerLost, Step
+from paintstep.wire.keys import load_client_keys, make_keys
+from paintstep.wire.protocol import ERROR_CODES, MESSAGE_TYPES, Message, encode, local_address
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -368,7 +368,7 @@ def fuzz_socket(server):
 
 CLIENT_THAT_DIES = """
 import sys
-from paintstep.client import Client, Accepted
+from paintstep.wire.client import Client, Accepted
 from paintstep.process import PaintRequest
 sys.path.insert(0, sys.argv[2])
 from conftest import photo
@@ -535,7 +535,7 @@ def gateway_of(server: ServerProcess) -> int:
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == server.process.pid and b"paintstep.gateway" in command:
+        if int(fields[1]) == server.process.pid and b"paintstep.serve.gateway" in command:
             return int(stat.parent.name)
     raise AssertionError("the server has no gateway process")
 
@@ -641,8 +641,8 @@ def test_paint_with_server_writes_the_same_result_as_painting_here(server, tmp_p
 def test_the_client_and_protocol_run_without_numpy(server):
     """Krita's Python has no numpy: the plugin carries the client and protocol modules."""
     code = NO_NUMPY + (
-        "from paintstep.client import Client, Step, Done\n"
-        "from paintstep.protocol import RawImage\n"
+        "from paintstep.wire.client import Client, Step, Done\n"
+        "from paintstep.wire.protocol import RawImage\n"
         "canvas = RawImage(bytes([200, 120, 40, 255]) * (24 * 16), 24, 16)\n"
         f"with Client({server.address!r}) as client:\n"
         "    events = list(client.generate(canvas, steps=3))\n"
@@ -834,7 +834,7 @@ def test_clients_are_served_in_turn_and_one_cannot_fill_the_queue(server):
 
 
 def generate_content(request: PaintRequest) -> tuple[dict, list]:
-    from paintstep.protocol import image_field
+    from paintstep.wire.protocol import image_field
 
     buffers: list = []
     content = {"canvas": image_field(request.canvas, buffers), "steps": request.steps}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import zmq
 from conftest import photo
-from paintstep import shared
-from paintstep.client import Client, Step
 from paintstep.engines import get_engine
 from paintstep.process import PaintRequest
+from paintstep.wire import shared
+from paintstep.wire.client import Client, Step
 from test_server import ServerProcess, header, raw_exchange, run_job
 
 pytestmark = pytest.mark.skipif(not shared.available(), reason="no /dev/shm on this machine")

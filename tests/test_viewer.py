@@ -329,9 +329,9 @@ def wait_for(app, condition, seconds: float = 60) -> bool:
 
 
 def test_follows_a_live_job_on_a_server(app, tmp_path):
-    from paintstep.client import Client
     from paintstep.process import composite
     from paintstep.viewer import follow
+    from paintstep.wire.client import Client
     from test_server import ServerProcess
 
     server = ServerProcess(tmp_path).start()

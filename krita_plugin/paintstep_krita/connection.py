@@ -71,7 +71,7 @@ class Connection(QtCore.QObject):
                     if self.keys:
                         from pathlib import Path
 
-                        from paintstep.keys import load_client_keys
+                        from paintstep.wire.keys import load_client_keys
 
                         keys = load_client_keys(Path(self.keys))
                     client = client_api.Client(self.address, timeout=3, keys=keys)

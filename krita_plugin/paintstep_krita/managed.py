@@ -20,7 +20,7 @@ def command() -> list[str] | None:
     if given:
         return shlex.split(given)
     client_module()  # puts the vendored paintstep package on the path
-    from paintstep import paths
+    from paintstep.wire import paths
 
     installed = paths.installed_command()
     return [str(installed)] if installed.exists() else None

@@ -11,12 +11,12 @@ FOLDER = Path(__file__).resolve().parent / "vendor"
 
 
 def client_module():
-    """paintstep.client, from the vendored folder when there is one."""
+    """paintstep.wire.client, from the vendored folder when there is one."""
     if FOLDER.is_dir() and str(FOLDER) not in sys.path:
         sys.path.insert(0, str(FOLDER))
-    return importlib.import_module("paintstep.client")
+    return importlib.import_module("paintstep.wire.client")
 
 
 def protocol_module():
     client_module()
-    return importlib.import_module("paintstep.protocol")
+    return importlib.import_module("paintstep.wire.protocol")

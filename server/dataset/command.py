@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 from .shards import FORMATS, SHARD_SAMPLES, ShardWriter
 
 FRAMES = 16  # keyframes per process, as the motion module is trained (16 frames)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 
 SHARD_SAMPLES = 256  # samples per shard: 16 frames of 512 px make shards of about 1-2 GB
 FORMATS = ("png", "jpg", "webp")

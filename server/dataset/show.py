@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 from .shards import find_shards, read_shard
 
 THUMB_SIDE = 96  # px, the longer side of a keyframe on the contact sheet

@@ -12,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 
 PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 VIDEOS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")

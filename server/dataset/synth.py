@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image
 
 from ..engines import get_engine
-from ..errors import PaintError
 from ..images import load_rgba
 from ..process import PaintRequest, composite
+from ..wire.errors import PaintError
 from .keyframes import WORK_SIDE, choose_keyframes, keep_frames
 from .real import sample_size
 from .shards import Sample

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 from .shards import Sample, find_shards, read_shard
 
 

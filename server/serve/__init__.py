@@ -26,10 +26,10 @@ from pathlib import Path
 
 import zmq
 
-from .. import __version__, engines, paths, shared
-from ..gateway import cannot_listen, curve_server, router_socket
+from .. import __version__, engines
 from ..process import PaintError
-from ..protocol import (
+from ..wire import paths, shared
+from ..wire.protocol import (
     HEARTBEAT_SECONDS,
     MISSED_HEARTBEATS,
     Message,
@@ -41,6 +41,7 @@ from ..protocol import (
     new_id,
     private_dir,
 )
+from .gateway import cannot_listen, curve_server, router_socket
 from .handlers import Handlers
 from .jobs import Job, JobStore, Route, Turns
 from .peers import Peers

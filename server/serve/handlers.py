@@ -16,8 +16,8 @@ import msgpack
 from .. import __version__
 from ..engines import engine_names, get_engine
 from ..process import MAX_STEPS, PaintError, PaintRequest
-from ..protocol import HEARTBEAT_SECONDS, PROTOCOL_VERSION, Message, ProtocolError, read_image
 from ..result import JobState
+from ..wire.protocol import HEARTBEAT_SECONDS, PROTOCOL_VERSION, Message, ProtocolError, read_image
 from .jobs import Job, JobStore, Route, Turns, request_bytes
 from .peers import Peers
 from .settings import ServerSettings

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..process import PaintError, PaintRequest, StepLayer
-from ..protocol import Message, ProtocolError, image_field
 from ..result import JobState, load_result, save_manifest
+from ..wire.protocol import Message, ProtocolError, image_field
 
 log = logging.getLogger("paintstep.serve")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import zmq
 
-from .. import shared
-from ..protocol import Message, ProtocolError
+from ..wire import shared
+from ..wire.protocol import Message, ProtocolError
 from .jobs import Route
 
 log = logging.getLogger("paintstep.serve")

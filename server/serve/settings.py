@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..errors import PaintError
 from ..images import DEFAULT_MAX_SIDE
-from ..protocol import DEFAULT_PORT, MAX_HEADER_BYTES
+from ..wire import paths
+from ..wire.errors import PaintError
+from ..wire.protocol import DEFAULT_PORT, MAX_HEADER_BYTES
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: any other address needs keys
 

@@ -1,5 +1,5 @@
-"""The server's TCP side: the gateway process (`paintstep.gateway`) that serves the TCP address
-and passes every message to the server's local socket, started again when it dies."""
+"""The server's TCP side: the gateway process (`paintstep.serve.gateway`) that serves the TCP
+address and passes every message to the server's local socket, started again when it dies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 
 log = logging.getLogger("paintstep.serve")
 
@@ -31,7 +31,7 @@ class Gateway:
         """Start the process; with `wait`, until it listens, raising PaintError when it
         cannot."""
         self.id = b"gateway-" + os.urandom(8).hex().encode()
-        command = [sys.executable, "-m", "paintstep.gateway", self.address, self.local]
+        command = [sys.executable, "-m", "paintstep.serve.gateway", self.address, self.local]
         command += [self.id.decode(), str(self.max_message_bytes), str(os.getpid())]
         if self.keys is not None:
             command.append(str(self.keys))

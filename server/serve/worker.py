@@ -14,8 +14,8 @@ from typing import Any
 
 from ..engines import get_engine
 from ..process import PaintError, PaintRequest, StepLayer
-from ..protocol import Message, image_field
 from ..result import JobState, ResultWriter, load_result, run_info
+from ..wire.protocol import Message, image_field
 from .jobs import Job, Route, Turns
 
 log = logging.getLogger("paintstep.serve")

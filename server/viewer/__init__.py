@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 from .follow import follow
 from .model import CACHED_FRAMES, Process
 from .window import Viewer

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from ..errors import PaintError
 from ..exports import contact_sheet, export_animation, write_ora
 from ..result import Result
+from ..wire.errors import PaintError
 
 
 class ExportMenu:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PaintError
+from ..wire.errors import PaintError
 from .model import Process, Worker
 from .window import Viewer
 
@@ -16,8 +16,8 @@ JOB_LIST_SECONDS = 1.0  # how often a viewer on a server asks for its jobs
 
 
 def client_for(address: str, keys: str | None):
-    from ..client import Client
-    from ..keys import load_client_keys
+    from ..wire.client import Client
+    from ..wire.keys import load_client_keys
 
     return Client(address, keys=load_client_keys(Path(keys)) if keys else None)
 
@@ -38,8 +38,8 @@ class Follower(Worker):
         self.process.start, self.process.total = start, total
 
     def run(self) -> None:
-        from ..client import ServerError, ServerLost
-        from ..remote import step_layers
+        from ..cli.remote import step_layers
+        from ..wire.client import ServerError, ServerLost
 
         note = self.process.set_note
         try:
@@ -81,7 +81,7 @@ class JobList(Worker):
         self.thread.join(timeout=10)
 
     def run(self) -> None:
-        from ..client import ServerError, ServerLost
+        from ..wire.client import ServerError, ServerLost
 
         try:
             with client_for(self.address, self.keys) as client:
@@ -103,7 +103,7 @@ def job_label(entry: dict) -> str:
 def follow(address: str, job: str | None = None, keys: str | None = None) -> Viewer:
     """A viewer window on a server's jobs, listed live: the chosen one is followed as it is
     painted (the one named, or else the newest, until another is chosen)."""
-    from ..client import ServerError, ServerLost
+    from ..wire.client import ServerError, ServerLost
 
     window = Viewer(Process())
     jobs: list[dict] = []

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .dataset.command import add_dataset_parser
-from .engines import engine_names, get_engine
-from .paint_command import add_paint_command
-from .process import PaintError
+from .. import __version__
+from ..dataset.command import add_dataset_parser
+from ..engines import engine_names, get_engine
+from ..process import PaintError
+from .paint import add_paint_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Paintstep server. It listens on 127.0.0.1 (this machine only) unless "
         "--host says otherwise, which needs keys (see `paintstep keys`).",
     )
-    from .serve.settings import add_options
+    from ..serve.settings import add_options
 
     add_options(serve)  # the server's settings, with their defaults
     serve.add_argument(
@@ -111,8 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .serve import Server, setup_logging
-    from .serve.settings import from_options
+    from ..serve import Server, setup_logging
+    from ..serve.settings import from_options
 
     settings = from_options(args)
     logfile = setup_logging(args.verbose)
@@ -120,7 +120,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"Paintstep server on {settings.address} (log: {logfile}); Ctrl-C stops it.", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     if args.parent_pid:
-        from .serve import watch_parent
+        from ..serve import watch_parent
 
         watch_parent(args.parent_pid, server.stop)
     try:
@@ -131,7 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_keys(args: argparse.Namespace) -> int:
-    from .keys import default_folder, make_keys
+    from ..wire.keys import default_folder, make_keys
 
     folder = Path(args.dir) if args.dir else default_folder()
     server_public, client_secret = make_keys(folder, args.client)
@@ -146,7 +146,7 @@ def run_keys(args: argparse.Namespace) -> int:
 
 def run_view(args: argparse.Namespace) -> int:
     try:
-        from .viewer import run
+        from ..viewer import run
     except ImportError:
         raise PaintError(
             "The viewer needs PySide6: install it with `pip install 'paintstep[viewer]'` "
@@ -161,7 +161,7 @@ def run_convert(args: argparse.Namespace) -> int:
     why = get_engine("diffusion").unavailable()
     if why:
         raise PaintError(why)
-    from .model.convert import convert_file
+    from ..model.convert import convert_file
 
     out = convert_file(Path(args.source), Path(args.out), args.kind, args.processpainter)
     print(f'Wrote {out}/; name it as "{args.kind}" in your diffusion.json.')

@@ -56,7 +56,7 @@ class Step:
 
     def to_layer(self) -> Any:
         """As the library's StepLayer (needs numpy)."""
-        from .process import StepLayer
+        from ..process import StepLayer
 
         pixels, small = self.layer.array(), self.thumbnail.array()
         return StepLayer(self.index, self.x, self.y, pixels, small, self.stage)

@@ -9,7 +9,7 @@ routing id in front, to the server's local socket, and the answers back. Whoever
 process all the same stops no job: the server starts it again within a second, and clients
 say hello again and fetch their jobs (docs/protocol.md, "unknown_client").
 
-    python -m paintstep.gateway FRONT BACK GATEWAY_ID MAX_MESSAGE_BYTES PARENT_PID [KEYS]
+    python -m paintstep.serve.gateway FRONT BACK GATEWAY_ID MAX_MESSAGE_BYTES PARENT_PID [KEYS]
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 import zmq
 
-from .errors import PaintError
-from .shared import process_alive
+from ..wire.errors import PaintError
+from ..wire.shared import process_alive
 
 READY = "ready"
 
@@ -58,7 +58,7 @@ def curve_server(context: zmq.Context, router: zmq.Socket, keys: Path) -> tuple[
     public keys are in its `clients/`: the authenticator that does so, and that folder."""
     from zmq.auth.thread import ThreadAuthenticator
 
-    from .keys import load_server_keys
+    from ..wire.keys import load_server_keys
 
     public, secret, clients = load_server_keys(keys)
     authenticator = ThreadAuthenticator(context)

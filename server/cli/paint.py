@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from .engines import DEFAULT_ENGINE, engine_names, get_engine
-from .images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
-from .process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintRequest, StepLayer
-from .result import (
+from ..engines import DEFAULT_ENGINE, engine_names, get_engine
+from ..images import DEFAULT_MAX_SIDE, fit_to, load_mask, load_rgba
+from ..process import MAX_SIDE, MAX_STEPS, THUMBNAIL_SIDE, PaintError, PaintRequest, StepLayer
+from ..result import (
     CHECKPOINT_STEPS,
     OUTPUTS,
     JobState,
@@ -27,7 +27,7 @@ from .result import (
     only_set_up,
     run_info,
 )
-from .writer_process import WriterProcess
+from ..writer_process import WriterProcess
 
 SAMPLE = "coffee.jpg"
 DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
@@ -150,8 +150,8 @@ def run_paint(args: argparse.Namespace) -> int:
 
 def connect(args: argparse.Namespace):
     """A client connected to --server (its welcome holds the server's limits)."""
-    from .client import Client, ServerError, ServerLost
-    from .keys import load_client_keys
+    from ..wire.client import Client, ServerError, ServerLost
+    from ..wire.keys import load_client_keys
 
     client = Client(args.server, keys=load_client_keys(Path(args.keys)) if args.keys else None)
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .client import Accepted, Done, Progress, ServerError, ServerLost, Step
-from .process import PaintError, StepLayer
+from ..process import PaintError, StepLayer
+from ..wire.client import Accepted, Done, Progress, ServerError, ServerLost, Step
 
 Handler = Callable[[Any], None]
 

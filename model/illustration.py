@@ -29,9 +29,10 @@ from PIL import Image, ImageFilter
 
 from . import band_render
 from .brush import Strokes
+from .finishing import detail_steps, finish_steps
 from .raster import gaussian_blur, spread
-from .step_deal import share_out, split_by_progress
-from .stroke_plan import DETAIL_RADIUS
+from .step_deal import split_by_progress
+from .step_deal import stage_counts as deal_stages
 
 STAGES = ("sketch", "lines", "flats", "shading", "details", "finish")
 # How many steps each stage gets, in proportion; with fewer steps than stages, the stages
@@ -48,11 +49,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # luminance of red, green an
 
 def stage_counts(steps: int) -> dict[str, int]:
     """Steps for each stage (0 for a stage left out), in total `steps`."""
-    kept = [stage for stage in STAGES if stage in KEPT[: min(steps, len(STAGES))]]
-    counts = 1 + share_out(steps - len(kept), [WEIGHTS[stage] for stage in kept])
-    out = dict.fromkeys(STAGES, 0)
-    out.update(zip(kept, counts.tolist()))
-    return out
+    return deal_stages(steps, WEIGHTS, KEPT)
 
 
 def luminance(rgba: np.ndarray) -> np.ndarray:
@@ -280,26 +277,10 @@ class Illustrator:
             yield self.painter.lay(layer, x, y, index + run + 1)
 
     def details(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
-        """The painterly brushes from a sixteenth of the largest down to the finest but one,
-        each a share of the steps (the larger ones first), over the shaded flats."""
-        sizes = [r for r in self.radii[:-1] if r <= max(self.radii[0] / 16, DETAIL_RADIUS)]
-        sizes = sizes[-count:] if sizes else [self.radii[-1]]
-        shares = np.array_split(np.arange(count), len(sizes))
-        done = 0
-        for radius, runs in zip(sizes, shares):
-            plan = self.painter.plan(radius, finest=False, count=len(runs))
-            bounds = split_by_progress(plan.amounts, len(runs), 0.5)
-            for run in range(len(runs)):
-                items = plan.items[bounds[run] : bounds[run + 1]]
-                done += 1
-                yield self.painter.paint(plan, items, index + done, last=False)
+        yield from detail_steps(self.painter, self.radii, count, index)
 
     def finish(self, where: np.ndarray, count: int, index: int) -> Iterator[StepLayer]:
-        plan = self.painter.plan(self.radii[-1], finest=True, count=count)
-        bounds = split_by_progress(plan.amounts, count, 0.05)
-        for run in range(count):
-            items = plan.items[bounds[run] : bounds[run + 1]]
-            yield self.painter.paint(plan, items, index + run + 1, last=run == count - 1)
+        yield from finish_steps(self.painter, self.radii, count, index)
 
 
 SHADE = 10  # levels of luminance: a pixel this much darker or lighter than its flat is shaded

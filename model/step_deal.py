@@ -42,6 +42,17 @@ def share_out(total: int, weights) -> np.ndarray:
     return counts
 
 
+def stage_counts(steps: int, weights: dict[str, float], kept: tuple[str, ...]) -> dict[str, int]:
+    """Steps for each stage of a process style (0 for a stage left out), in total `steps`:
+    one each, then the rest in proportion to the stages' `weights` (in their order). With
+    fewer steps than stages, the stages kept are those earliest in `kept`."""
+    chosen = [stage for stage in weights if stage in kept[: min(steps, len(kept))]]
+    counts = 1 + share_out(steps - len(chosen), [weights[stage] for stage in chosen])
+    out = dict.fromkeys(weights, 0)
+    out.update(zip(chosen, counts.tolist()))
+    return out
+
+
 def split_by_progress(gain: np.ndarray, steps: int, ratio: float) -> list[int]:
     """Boundaries that deal items, in order, into `steps` runs that each take away a like
     part of the error left, when all of them together leave `ratio` of the error they found.

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import painted, photo
+from drawings import drawing
 from paintstep.engines import get_engine
 from paintstep.model.illustration import STAGES, luminance, stage_counts, strong_edges
 from paintstep.process import PaintError, PaintRequest, frames
@@ -12,24 +13,6 @@ from paintstep.quality import detail_error, structure_error
 from starts import make_start
 
 ILLUSTRATION = {"style": "illustration"}
-
-
-def drawing(width=160):
-    """An illustration made for the test: flat-coloured shapes with dark outlines."""
-    height = width * 3 // 4
-    picture = np.zeros((height, width, 4), np.uint8)
-    picture[...] = (236, 228, 206, 255)
-    yy, xx = np.mgrid[:height, :width]
-    disc = (xx - width * 0.35) ** 2 + (yy - height * 0.5) ** 2 < (height * 0.3) ** 2
-    box = (abs(xx - width * 0.72) < width * 0.15) & (abs(yy - height * 0.45) < height * 0.3)
-    picture[disc] = (200, 60, 50, 255)
-    picture[box] = (60, 110, 190, 255)
-    picture[disc & (yy > height * 0.55)] = (150, 40, 40, 255)  # its shadow
-    edge = np.zeros((height, width), bool)
-    for shape in (disc, box):
-        edge |= shape ^ np.roll(shape, 1, 0) | shape ^ np.roll(shape, 1, 1)
-    picture[edge] = (30, 25, 30, 255)
-    return picture
 
 
 def process(request):

@@ -23,6 +23,15 @@ sketch, holes), it prints per run, with `!` where a figure misses its target:
 - progress: the least share of what is still off the final frame that a step (but the last)
   takes away (>= 0: no step takes the picture away from its finish)
 then the worst figure of each kind of start over photos and seeds.
+
+A process style (`--option style=watercolour` or `pencil`) is held to its own figures beside
+psnr, kept and exact (the painterly ones above do not apply: a watercolour is still laying
+washes a quarter of the way in):
+- washes (watercolour): the least drop of the painted area's mean luminance from one wash to
+  the next, levels (> 0: the washes go from light to dark)
+- hatching (pencil): the largest, over the hatching steps in the first half, median angle
+  between the lines a step draws and the target's structure-tensor orientation (<= 20 deg)
+`--photos` takes the flat illustrations `drawing` and `poster` (tests/drawings.py) as well.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import drawings  # noqa: E402
 from conftest import photo  # noqa: E402
 from paintstep.engines import get_engine  # noqa: E402
 from paintstep.process import PaintRequest, frames, thumbnail  # noqa: E402
@@ -42,12 +52,15 @@ from paintstep.quality import (  # noqa: E402
     changed_fraction,
     detail_error,
     finished_region,
+    hatch_angle,
     kept_changed,
     paper_share,
     paste_shares,
     psnr,
+    stage_runs,
     step_progress,
     structure_error,
+    wash_luminance,
 )
 from starts import STARTS  # noqa: E402
 
@@ -66,6 +79,27 @@ TARGETS = {
     "paper": ("<", 0.10),
     "progress": (">=", 0.0),
 }
+# A process style's own figures, beside these of the painterly ones.
+SHARED = ("psnr", "kept", "exact")
+STYLE_TARGETS = {
+    "watercolour": {"washes": (">", 0.0)},
+    "pencil": {"hatching": ("<=", 20.0)},
+}
+
+
+def targets_for(options: dict) -> dict[str, tuple[str, float]]:
+    """The figures a run with these engine options is held to."""
+    style = options.get("style", "paint")
+    if style not in STYLE_TARGETS:
+        return TARGETS
+    return {**{key: TARGETS[key] for key in SHARED}, **STYLE_TARGETS[style]}
+
+
+def picture(name: str, width: int):
+    """A scikit-image photo, or a flat illustration made for the tests (drawing, poster)."""
+    if name in ("drawing", "poster"):
+        return getattr(drawings, name)(width)
+    return photo(name, width)
 
 
 STRUCTURE_SEEN = 2.0  # levels: a smaller structure error of the start is not a block-in's
@@ -112,36 +146,52 @@ def measure(request: PaintRequest) -> dict[str, float]:
         figures["kept"] = kept_changed(start, shown[-1], finished)
     if not request.starts_on_canvas:
         figures["paper"] = paper_share(start, quarter, target)
+    stages = [layer.stage for layer in layers]
+    light = wash_luminance(shown, stages)
+    if len(light) > 1:
+        figures["washes"] = min(a - b for a, b in zip(light, light[1:]))
+    angles = [
+        hatch_angle(shown[k - 1], shown[k], target)
+        for k, stage in enumerate(stages[: steps // 2], 1)
+        if stage == "hatching"
+    ]
+    angles = [angle for angle in angles if angle is not None]
+    if angles:
+        figures["hatching"] = max(angles)
+    figures["order"] = " ".join(stage or "-" for stage in stage_runs(stages))
     return figures
 
 
 def run(job: tuple[str, str, int, int, int, dict]) -> dict[str, float]:
     name, start, seed, width, steps, options = job
-    return measure(request_for(photo(name, width), start, seed, steps, options))
+    return measure(request_for(picture(name, width), start, seed, steps, options))
 
 
-def meets(key: str, value: float) -> bool:
-    sense, bound = TARGETS[key]
-    return {">=": value >= bound, "<=": value <= bound, "<": value < bound}[sense]
+def meets(key: str, value: float, targets: dict = TARGETS) -> bool:
+    sense, bound = targets[key]
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[
+        sense
+    ]
 
 
-def cells(figures: dict[str, float]) -> str:
+def cells(figures: dict[str, float], targets: dict = TARGETS) -> str:
     out = []
-    for key in TARGETS:
+    for key in targets:
         if key not in figures:
             out.append(f"{'-':>9}")
         else:
-            out.append(f"{figures[key]:8.3f}{' ' if meets(key, figures[key]) else '!'}")
+            mark = " " if meets(key, figures[key], targets) else "!"
+            out.append(f"{figures[key]:8.3f}{mark}")
     return " ".join(out)
 
 
-def worst(runs: list[dict[str, float]]) -> dict[str, float]:
+def worst(runs: list[dict[str, float]], targets: dict = TARGETS) -> dict[str, float]:
     """Each figure's worst value over the runs: the lowest of a >= target, else the highest."""
     out = {}
-    for key, (sense, _) in TARGETS.items():
+    for key, (sense, _) in targets.items():
         values = [figures[key] for figures in runs if key in figures]
         if values:
-            out[key] = min(values) if sense == ">=" else max(values)
+            out[key] = min(values) if sense in (">=", ">") else max(values)
     return out
 
 
@@ -187,21 +237,23 @@ def main() -> int:
         for s in starts
         for seed in seeds
     ]
+    targets = targets_for(options)
     label = max(len(n) for n in names)
-    header = " ".join(f"{key:>9}" for key in TARGETS)
+    header = " ".join(f"{key:>9}" for key in targets)
     print(f"{'photo':{label}} {'start':6} {'seed':>4} {header}")
     by_start: dict[str, list[dict[str, float]]] = {s: [] for s in starts}
     with ProcessPoolExecutor(args.workers) as pool:
         for (name, start, seed, *_), figures in zip(jobs, pool.map(run, jobs)):
             by_start[start].append(figures)
-            print(f"{name:{label}} {start:6} {seed:4} {cells(figures)}", flush=True)
+            order = f"  {figures['order']}" if targets is not TARGETS else ""
+            print(f"{name:{label}} {start:6} {seed:4} {cells(figures, targets)}{order}", flush=True)
     print(f"\nworst over {len(names)} photos and {len(seeds)} seeds:")
     print(f"{'start':{label + 12}} {header}")
     failed = 0
     for start, runs in by_start.items():
-        summary = worst(runs)
-        failed += sum(not meets(key, value) for key, value in summary.items())
-        print(f"{start:{label + 12}} {cells(summary)}")
+        summary = worst(runs, targets)
+        failed += sum(not meets(key, value, targets) for key, value in summary.items())
+        print(f"{start:{label + 12}} {cells(summary, targets)}")
     if failed:
         print(f"{failed} figures of the kinds of start miss their target (marked !)")
     else:

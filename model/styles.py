@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from paintstep.process import StepLayer
 
 from .illustration import paint_illustration
+from .watercolour import paint_watercolour
 
 # The painterly process (strokes.py) first and the default; then each style's painter.
-PAINTERS = {"illustration": paint_illustration}
+PAINTERS = {"illustration": paint_illustration, "watercolour": paint_watercolour}
 STYLES = ("paint", *PAINTERS)
 STYLE_HELP = (
-    "Whose process: paint (alla prima, large to small brushes) or illustration "
-    "(sketch, lines, flats, shading, details)."
+    "Whose process: paint (alla prima, large to small brushes), illustration "
+    "(sketch, lines, flats, shading, details) or watercolour (washes light to dark, "
+    "details)."
 )
 
 

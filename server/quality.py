@@ -130,3 +130,72 @@ def step_progress(shown: list[np.ndarray]) -> list[float]:
     final = on_white(shown[-1])
     left = [float(np.abs(on_white(frame) - final).mean()) for frame in shown]
     return [1 - after / before if before > 0 else 1.0 for before, after in zip(left, left[1:])]
+
+
+LUMA = np.array([0.299, 0.587, 0.114])  # luminance of red, green and blue (BT.601)
+
+
+def luminance(rgba: np.ndarray) -> np.ndarray:
+    """(H, W) float64 luminance of straight RGBA as seen on white paper, 0-255."""
+    return on_white(rgba) @ LUMA
+
+
+def stage_runs(stages: list[str | None]) -> list[str | None]:
+    """The stages of a process in the order they come, each once (a run of steps each)."""
+    return [stage for k, stage in enumerate(stages) if k == 0 or stages[k - 1] != stage]
+
+
+def wash_luminance(shown: list[np.ndarray], stages: list[str | None]) -> list[float]:
+    """The mean luminance of the painted area (where the final frame differs from the start)
+    in frame 0 and after each step of the watercolour's washes: it should go down at every
+    wash, light to dark. Empty when there are no washes."""
+    washes = [k for k, stage in enumerate(stages, 1) if stage == "washes"]
+    if not washes:
+        return []
+    painted = np.any(shown[-1] != shown[0], axis=2)
+    if not painted.any():
+        return []
+    return [float(luminance(shown[k])[painted].mean()) for k in [0, *washes]]
+
+
+def orientation(light: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The structure tensor of a (H, W) luminance map: each pixel's dominant gradient
+    orientation (radians, 0-pi; the forms run across it) and its coherence (0-1, how much
+    one orientation dominates), the tensor averaged over `sigma` px."""
+    if min(light.shape) < 2:
+        return np.zeros(light.shape), np.zeros(light.shape)
+    gy, gx = np.gradient(light.astype(np.float64))
+
+    def smooth(values: np.ndarray) -> np.ndarray:
+        picture = Image.fromarray(values.astype(np.float32), "F")
+        return np.asarray(picture.filter(ImageFilter.GaussianBlur(sigma)), np.float64)
+
+    xx, yy, xy = smooth(gx * gx), smooth(gy * gy), smooth(gx * gy)
+    angle = 0.5 * np.arctan2(2 * xy, xx - yy) % np.pi
+    coherence = np.hypot(xx - yy, 2 * xy) / np.maximum(xx + yy, 1e-9)
+    return angle, coherence
+
+
+def hatch_angle(
+    before: np.ndarray, after: np.ndarray, target: np.ndarray, coherent: float = 0.3
+) -> float | None:
+    """The median angle (degrees, 0-90) between the lines a step draws and the forms of the
+    target where it draws them: the orientation of the darkening the step adds (its own
+    structure tensor, over a few pixels) against that of the target's luminance, over the
+    pixels the step darkens where the target has a clear orientation (coherence at least
+    `coherent`). None where the step darkens no such pixel."""
+    scale = max(before.shape[:2]) / 512
+    added = np.maximum(luminance(before) - luminance(after), 0)
+    drawn, drawn_coherence = orientation(added, max(1.5, 2 * scale))
+    light = np.asarray(
+        Image.fromarray(np.clip(luminance(target), 0, 255).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(max(1.0, scale))
+        ),
+        np.float64,
+    )
+    form, form_coherence = orientation(light, max(3.0, 6 * scale))
+    where = (added > 8) & (form_coherence >= coherent) & (drawn_coherence >= coherent)
+    if not where.any():
+        return None
+    difference = np.abs(drawn[where] - form[where]) % np.pi
+    return float(np.degrees(np.median(np.minimum(difference, np.pi - difference))))

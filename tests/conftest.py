@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +87,21 @@ def diffusion_weights(root):
     entries = {"base": "sd15", "motion": "motion", "control": "control", "loras": "loras"}
     config.write_text(json.dumps({**entries, "device": "cpu"}))
     return config
+
+
+@pytest.fixture(scope="session")
+def krita_resources(tmp_path_factory):
+    """Krita's resource folder, made by one Krita start for the whole run and shared by its
+    workers (tests/krita/plugin_setup.resources); None where Krita could not make it."""
+    folder = str(Path(__file__).resolve().parent / "krita")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import plugin_setup
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's own folder, above each worker's
+    return plugin_setup.resources(root / "krita-resources")
 
 
 @pytest.fixture

@@ -11,11 +11,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "krita"))
+
+import plugin_setup  # noqa: E402
+
 HAVE_KRITA = bool(shutil.which("kritarunner") and shutil.which("xvfb-run"))
 
 pytestmark = [
@@ -36,12 +41,13 @@ def display_number() -> str:
     return str(random.randint(100, 30000))
 
 
-def in_krita(function: str, tmp: Path, tries: int = 1) -> dict:
-    """Run tests/krita/krita_checks.FUNCTION inside Krita, with a fresh HOME; its results.
+def in_krita(function: str, tmp: Path, tries: int = 1, resources: Path | None = None) -> dict:
+    """Run tests/krita/krita_checks.FUNCTION inside Krita, with a fresh HOME (holding Krita's
+    `resources` folder when given: see plugin_setup.resources); its results.
     A check that marks where it calls into Krita ("inside") and dies there is run again, up to
     `tries` times, and then failed as Krita's crash."""
     for attempt in range(1, tries + 1):
-        seen = run_in_krita(function, tmp / f"try{attempt}")
+        seen = run_in_krita(function, tmp / f"try{attempt}", resources)
         inside = seen.pop("inside", None)
         if inside is None:
             return seen
@@ -51,9 +57,10 @@ def in_krita(function: str, tmp: Path, tries: int = 1) -> dict:
     )
 
 
-def run_in_krita(function: str, tmp: Path) -> dict:
+def run_in_krita(function: str, tmp: Path, resources: Path | None = None) -> dict:
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
+    plugin_setup.add_resources(home, resources, "kritarunner")
     result = tmp / f"{function}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QT_QPA")}  # Krita needs xcb
     env.update(
@@ -85,8 +92,8 @@ def run_in_krita(function: str, tmp: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def layers(tmp_path_factory):
-    return in_krita("layers", tmp_path_factory.mktemp("krita"))
+def layers(tmp_path_factory, krita_resources):
+    return in_krita("layers", tmp_path_factory.mktemp("krita"), resources=krita_resources)
 
 
 def test_the_qt_shim_picks_pyqt5_in_krita_5(layers):
@@ -141,7 +148,7 @@ def test_sixteen_bit_and_gray_documents_are_converted_and_float_is_refused(layer
     assert "Convert Image Color Space" in layers["cmyk"] and layers["cmyk_untouched"]
 
 
-def test_steps_go_in_as_animation_frames(tmp_path):
-    seen = in_krita("frames", tmp_path, tries=2)
+def test_steps_go_in_as_animation_frames(tmp_path, krita_resources):
+    seen = in_krita("frames", tmp_path, tries=2, resources=krita_resources)
     assert seen["name"] == "Paintstep frames" and seen["animated"]
     assert seen["frames"] == [[0, 0, 255, 255], [0, 255, 0, 255], [255, 0, 0, 255]]  # BGRA

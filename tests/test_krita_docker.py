@@ -34,15 +34,19 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def vendored(tmp_path_factory):
-    return plugin_setup.vendor(tmp_path_factory.mktemp("vendor"))
+def vendored(tmp_path_factory, krita_resources):
+    """What the plugin vendors, and Krita's resources for the fresh homes (docker_run)."""
+    return plugin_setup.vendor(tmp_path_factory.mktemp("vendor")), krita_resources
 
 
-def docker_run(tmp_path: Path, vendored: Path, picture, **env: str) -> dict:
-    """Krita's GUI with the plugin in a fresh home, its self-test run on `picture` (saved as
-    picture.png); what the self-test saw."""
+def docker_run(tmp_path: Path, vendored: tuple, picture, **env: str) -> dict:
+    """Krita's GUI with the plugin in a fresh home (with the resources Krita made at its first
+    start this run: a profile Krita was started in before), its self-test run on `picture`
+    (saved as picture.png); what the self-test saw."""
     home = tmp_path / "home"
+    vendored, resources = vendored
     plugin_setup.install(home, vendored)
+    plugin_setup.add_resources(home, resources)
     path = tmp_path / "picture.png"
     Image.fromarray(picture).save(path)
     return plugin_setup.run_gui(

@@ -10,7 +10,7 @@ import test_krita
 def fake_runs(monkeypatch, results: list[dict]) -> list[str]:
     places = []
 
-    def run(function, tmp):
+    def run(function, tmp, resources=None):
         places.append(tmp.name)
         return dict(results.pop(0))
 

@@ -19,6 +19,11 @@ def rgba(r, g, b, a=255):
     return bytes([r, g, b, a])
 
 
+def nothing(args=None):
+    """Krita starting once in a fresh HOME, which builds its resource database there."""
+    save({})
+
+
 def layers(args=None):
     from krita import Krita, Selection
     from paintstep_krita.document import (

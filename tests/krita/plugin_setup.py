@@ -31,6 +31,59 @@ def vendor(folder: Path) -> Path:
     return folder
 
 
+def resources(folder: Path) -> Path | None:
+    """Krita's resource folder as a first start in a fresh HOME leaves it (its bundles and the
+    database it builds from them: 10 s of CPU, 30-60 s on a busy machine), made once in
+    `folder` with kritarunner; None when Krita did not make one. Tests copy it into their fresh
+    homes (with `add_resources`), as the profile of a Krita that was started before. Workers
+    of one test session share it: the first makes it while the others wait on a lock."""
+    import fcntl
+    import os
+    import random
+
+    made = folder / "resources"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (made / "resourcecache.sqlite").exists() and not (folder / "failed").exists():
+            home = folder / "home"
+            environment = {
+                key: value
+                for key, value in os.environ.items()
+                if not key.startswith(("XDG_", "PAINTSTEP", "QT_QPA"))
+            }
+            environment.update(
+                HOME=str(home),
+                PAINTSTEP_RESULT=str(folder / "nothing.json"),
+                PYTHONPATH=str(ROOT / "tests" / "krita"),
+            )
+            command = ["xvfb-run", "-a", "-n", str(random.randint(100, 30000)), "kritarunner"]
+            try:
+                subprocess.run(
+                    [*command, "-s", "krita_checks", "-f", "nothing"],
+                    env=environment,
+                    capture_output=True,
+                    timeout=240,
+                )
+                built = home / ".local" / "share" / "kritarunner"
+                if (built / "resourcecache.sqlite").exists():
+                    shutil.copytree(built, folder / "copying")
+                    (folder / "copying").rename(made)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            if not made.exists():
+                (folder / "failed").touch()  # each test's Krita then starts from nothing
+    return made if made.exists() else None
+
+
+def add_resources(home: Path, made: Path | None, application: str = "krita") -> None:
+    """Copy the resource folder that `resources` made into HOME's profile of `application`
+    (krita for the GUI, kritarunner for scripts). Nothing else is shared: settings, autosaves
+    and the plugin stay each test's own."""
+    if made is not None:
+        shutil.copytree(made, home / ".local" / "share" / application, dirs_exist_ok=True)
+
+
 def install(home: Path, vendored: Path) -> Path:
     pykrita = home / ".local" / "share" / "krita" / "pykrita"
     pykrita.mkdir(parents=True, exist_ok=True)

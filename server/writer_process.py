@@ -32,7 +32,8 @@ from .wire.errors import PaintError
 
 
 class WriterGone(Exception):
-    """The writer process could not be started or stopped answering."""
+    """The writer process ended before it set the folder up (it could not start Python, or
+    import Paintstep): the caller writes on a thread instead."""
 
 
 class WriterProcess:
@@ -64,7 +65,7 @@ class WriterProcess:
         if os.name == "posix":
             options["start_new_session"] = True  # Ctrl-C is the command's to handle
         try:
-            child = subprocess.Popen([sys.executable, "-m", __name__], **options)
+            child = subprocess.Popen(child_command(), **options)
         except OSError:
             return None
         return cls(child)
@@ -72,8 +73,14 @@ class WriterProcess:
     def open(
         self, folder: Path, start: np.ndarray, info: dict[str, Any], outputs: Collection[str]
     ) -> WriterProcess:
-        """Set the folder up with frame 0; raises what ResultWriter would (a PaintError)."""
-        self.send("open", str(folder), start, info, tuple(outputs))
+        """Set the folder up with frame 0; raises what ResultWriter would (a PaintError), or
+        WriterGone."""
+        if not self.gone:
+            self.outbox.put(("open", str(folder), start, info, tuple(outputs)))
+        with self.answered:
+            self.answered.wait_for(lambda: self.answers or self.gone)
+            if not self.answers:
+                raise WriterGone(self.failure or GONE)
         self.wait_answer()
         return self
 
@@ -160,6 +167,10 @@ class WriterProcess:
             with self.answered:
                 self.answers.append(answer)
                 self.answered.notify_all()
+
+
+def child_command() -> list[str]:
+    return [sys.executable, "-m", __name__]
 
 
 GONE = "The result writer stopped unexpectedly; the result is incomplete. Run again."

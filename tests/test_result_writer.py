@@ -114,6 +114,22 @@ def test_the_writer_process_says_a_failed_write_and_records_the_failure(
             other.close()
 
 
+def test_a_writer_process_that_cannot_start_paintstep_leaves_the_writing_to_a_thread(
+    tmp_path, monkeypatch, capsys
+):
+    from paintstep import writer_process
+    from paintstep.cli import main
+
+    monkeypatch.setenv("PAINTSTEP_THREADS", "2")
+    broken = [sys.executable, "-c", "import sys; sys.exit(1)"]  # as a Python without Paintstep
+    monkeypatch.setattr(writer_process, "child_command", lambda: broken)
+    Image.fromarray(photo("coffee", 64)).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    assert main(["paint", str(tmp_path / "p.png"), "--steps", "4", "--out", str(out), "-q"]) == 0
+    result = load_result(out)
+    assert result.complete and len(result.steps) == 4 and (out / "process.gif").exists()
+
+
 def test_a_command_killed_outright_leaves_its_folder_marked_interrupted(tmp_path):
     Image.fromarray(photo("coffee", 300)).save(tmp_path / "p.png")
     out = tmp_path / "o"

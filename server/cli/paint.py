@@ -27,7 +27,7 @@ from ..result import (
     only_set_up,
     run_info,
 )
-from ..writer_process import WriterProcess
+from ..writer_process import WriterGone, WriterProcess
 
 SAMPLE = "coffee.jpg"
 DEFAULT_OUTPUTS = ("thumbs", "gif", "mp4")  # docs/benchmarks.md: what each costs
@@ -305,7 +305,10 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
 def open_writer(process: WriterProcess | None, out: Path, frame, info, outputs):
     """The result's writer: in its own process where one started, else on a thread."""
     if process is not None:
-        return process.open(out, frame, info, outputs)
+        try:
+            return process.open(out, frame, info, outputs)
+        except WriterGone:  # (its Python could not start Paintstep: said by its stderr)
+            pass
     return ResultWriter(out, frame, info, outputs=outputs, background=True)
 
 

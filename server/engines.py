@@ -47,6 +47,10 @@ class EngineOption:
             return self.parse_text(value)
         kind = "whole number" if self.kind is int else "number"
         try:
+            # true is not 1, nor 2.7 a whole number; text is a number written out (--option).
+            fraction = isinstance(value, float) and not value.is_integer()
+            if isinstance(value, bool) or (self.kind is int and fraction):
+                raise ValueError(value)
             parsed = self.kind(value)
             if not math.isfinite(parsed):
                 raise ValueError(value)

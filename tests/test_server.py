@@ -716,6 +716,11 @@ def test_weak_fields_are_refused_in_a_sentence(server):
             server.address, [header("generate", {"canvas": canvas, **content}), b"\0" * 4]
         )
         assert reply["content"]["code"] == "bad_message" and word in reply["content"]["message"]
+    for options in ({"detail": True}, {"tolerance": 2.7}):
+        content = {"canvas": canvas, "options": options}
+        reply = raw_exchange(server.address, [header("generate", content), b"\0" * 4])
+        assert reply["content"]["code"] == "bad_request", reply
+        assert f"The option {next(iter(options))} must be a" in reply["content"]["message"]
     reply = raw_exchange(server.address, [header("hello", {"client": "x", "protocols": [2]})])
     assert reply["type"] == "error" and reply["content"]["code"] == "version"
 

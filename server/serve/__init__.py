@@ -10,6 +10,7 @@ it again, and a restarted server still lists it.
     jobs.py      Job, JobStore (the jobs in the cache), Turns (the jobs waiting, client by client)
     peers.py     shared memory with clients on this machine
     worker.py    the threads that paint and those that read fetched jobs, and their events
+    parking.py   waiting jobs' pictures on disk
     tcp.py       the gateway process that serves the TCP address
     settings.py  ServerSettings: what the server can be told, and the defaults
 """
@@ -44,6 +45,7 @@ from ..wire.protocol import (
 from .gateway import cannot_listen, curve_server, router_socket
 from .handlers import Handlers
 from .jobs import Job, JobStore, Route, Turns
+from .parking import Parking, discard
 from .peers import Peers
 from .settings import ServerSettings
 from .tcp import Gateway
@@ -78,8 +80,16 @@ class Server:
         self.store.prune()
         self.turns = Turns()
         self.fetches: queue.Queue[Fetch | None] = queue.Queue()
+        self.parking = Parking(settings.cache / "queued")
         self.handlers = Handlers(
-            settings, self.server_id, self.store, self.turns, self.peers, self.fetches, self.send
+            settings,
+            self.server_id,
+            self.store,
+            self.turns,
+            self.peers,
+            self.fetches,
+            self.send,
+            self.parking,
         )
         self.workers = [
             threading.Thread(
@@ -157,6 +167,7 @@ class Server:
         """Serve until stop() is called."""
         for thread in self.workers:
             thread.start()
+        self.parking.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.events.fileno(), zmq.POLLIN)  # answered by its number
@@ -194,6 +205,7 @@ class Server:
                 self.forward_events()  # a fetcher may wait for its messages to be sent
                 thread.join(timeout=0.05)
         self.forward_events()
+        self.parking.stop()
         if self.gateway is not None:
             self.gateway.stop()
         self.router.close(linger=0)
@@ -322,10 +334,14 @@ class Server:
             for waiting in job.fetching.values():
                 waiting.append(event.message)
         if job.ended and job.deleting:
+            with job.lock:
+                discard(job)
             self.store.remove(job)
         elif job.ended:
             job.subscribers.clear()
-            job.request = None
+            with job.lock:
+                job.request = None
+                discard(job)
             job.recent.clear()
             self.store.prune()
 

@@ -19,6 +19,7 @@ from ..process import MAX_STEPS, PaintError, PaintRequest
 from ..result import JobState
 from ..wire.protocol import HEARTBEAT_SECONDS, PROTOCOL_VERSION, Message, ProtocolError, read_image
 from .jobs import Job, JobStore, Route, Turns, request_bytes
+from .parking import Parking
 from .peers import Peers
 from .settings import ServerSettings
 from .worker import Fetch
@@ -103,6 +104,7 @@ class Handlers:
         peers: Peers,
         fetches: queue.Queue[Fetch | None],
         send: Callable[[Route, Message], None],
+        parking: Parking,
     ) -> None:
         self.settings = settings
         self.server_id = server_id
@@ -111,6 +113,7 @@ class Handlers:
         self.peers = peers
         self.fetches = fetches
         self.send = send
+        self.parking = parking
 
     def handle(self, route: Route, message: Message) -> None:
         handler = getattr(self, f"on_{message.type}", None)
@@ -174,6 +177,7 @@ class Handlers:
             width=request.canvas.shape[1],
             height=request.canvas.shape[0],
             request=request,
+            picture_bytes=request_bytes(request),
             subscribers={route},
             owner=route,
         )
@@ -187,13 +191,14 @@ class Handlers:
             "job %s: %s, %d steps, %dx%d", job_id, job.engine, job.steps, job.width, job.height
         )
         self.turns.put(route, job)
+        self.parking.put(job)
 
     def check_room(self, route: Route, request: PaintRequest) -> None:
         """Refuse, as `busy` with the reason, a job that would make the server hold too much."""
         waiting = self.turns.waiting()
         own = [j for j in self.store if j.owner == route and not j.ended]
-        held = sum(job.request_bytes for job in waiting)
-        own_held = sum(job.request_bytes for job in own)
+        held = sum(job.picture_bytes for job in waiting)
+        own_held = sum(job.picture_bytes for job in own)
         size = request_bytes(request)
         if len(own) >= MAX_QUEUED_PER_CLIENT:
             reason = f"you have {len(own)} jobs waiting or running, the most one client may have"
@@ -237,7 +242,6 @@ class Handlers:
             state={"position": 0, "steps": job.steps, "state": job.state.value},
             upto=job.steps_done,
             recent=dict(job.recent),
-            request=job.request,
             done=job.done_message() if job.ended else None,
         )
         job.fetching[route] = []

@@ -43,7 +43,13 @@ class Job:
     steps_done: int = 0  # sent to clients
     stored: int = 0  # written to the job's folder
     recent: dict[int, Message] = field(default_factory=dict)  # sent, not yet stored
-    request: PaintRequest | None = None
+    request: PaintRequest | None = None  # None once ended, or while parked
+    picture_bytes: int = 0  # its request's pixels, in memory or parked on disk
+    # While it waits, a large job's pictures are on disk (parking.py); under `lock`:
+    parked: Path | None = None  # their folder
+    parked_request: PaintRequest | None = None  # the request without them
+    taken: bool = False  # a worker has it: never parked from then on
+    lock: threading.Lock = field(default_factory=threading.Lock)
     cancel: threading.Event = field(default_factory=threading.Event)
     subscribers: set[Route] = field(default_factory=set)
     owner: Route = ()  # the client that asked for it
@@ -69,11 +75,6 @@ class Job:
     @property
     def ended(self) -> bool:
         return self.state.ended
-
-    @property
-    def request_bytes(self) -> int:
-        """Pixels the job holds in memory while it waits or runs."""
-        return request_bytes(self.request)
 
     def step_message(self, step: StepLayer) -> Message:
         buffers: list[Any] = []

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engines import get_engine
-from ..process import PaintError, PaintRequest, StepLayer
+from ..process import PaintError, StepLayer
 from ..result import JobState, ResultWriter, load_result, run_info
 from ..wire.protocol import Message, image_field
 from .jobs import Job, Route, Turns
+from .parking import request_of, unpark
 
 log = logging.getLogger("paintstep.serve")
 
@@ -101,12 +102,14 @@ def paint(job: Job, events: Events) -> None:
     def report(message: Message | None = None, **update: Any) -> None:
         events.put(JobEvent(job.id, message, **update))
 
-    request = job.request
-    if request is None:
-        return
-    if job.cancel.is_set():
+    if job.cancel.is_set():  # its pictures are not read back
+        with job.lock:
+            job.taken = True
         content = {"state": JobState.CANCELLED.value, "steps": 0}
         report(Message("done", content, job=job.id), state=JobState.CANCELLED)
+        return
+    request = unpark(job)
+    if request is None:
         return
     content = {"done": 0.0, "stage": "planning"}
     report(Message("progress", content, job=job.id), state=JobState.RUNNING)
@@ -162,7 +165,6 @@ class Fetch:
     state: dict[str, Any]
     upto: int  # steps sent by then
     recent: dict[int, Message]  # those of them not yet stored
-    request: PaintRequest | None
     done: Message | None  # where the job had ended
 
 
@@ -187,8 +189,8 @@ def read_fetch(fetch: Fetch, events: Events, sent: threading.Semaphore) -> None:
         if (job.folder / "manifest.json").exists():
             result = load_result(job.folder)
             fetch.state["start"] = image_field(result.start(), buffers)
-        elif fetch.request is not None:
-            fetch.state["start"] = image_field(fetch.request.first_frame(), buffers)
+        elif (request := request_of(job)) is not None:  # waiting: its pictures, wherever
+            fetch.state["start"] = image_field(request.first_frame(), buffers)
         send(Message("accepted", fetch.state, buffers, re=fetch.re, job=job.id))
         for index in range(1, fetch.upto + 1):
             if index in fetch.recent:

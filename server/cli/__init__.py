@@ -12,6 +12,7 @@ from .. import __version__
 from ..dataset.command import add_dataset_parser
 from ..engines import engine_names, get_engine
 from ..process import PaintError
+from ..training.command import add_train_parser
 from .paint import add_paint_command
 
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     engines.set_defaults(run=run_engines)
     add_dataset_parser(commands)
+    add_train_parser(commands)
     return parser
 
 

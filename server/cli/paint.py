@@ -404,8 +404,11 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
 class ProgressBar:
     """A one-line progress bar on a terminal; silent when the output is not one."""
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(
+        self, total: int, stream: TextIO, enabled: bool = True, title: str = "Painting"
+    ) -> None:
         self.total = total
+        self.title = title
         self.stream = stream
         self.enabled = enabled and stream.isatty()
         self.began = time.perf_counter()
@@ -424,7 +427,7 @@ class ProgressBar:
         seconds = time.perf_counter() - self.began
         label = doing or f"step {done}/{self.total}"
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\rPainting [{bar}] {label}  {seconds:.1f} s\033[K")
+        self.stream.write(f"\r{self.title} [{bar}] {label}  {seconds:.1f} s\033[K")
         self.stream.flush()
 
     def close(self) -> None:

@@ -67,11 +67,17 @@ def contact_sheet(folder: Path, rows: int) -> np.ndarray:
     lines: list[list[np.ndarray]] = []
     for shard in find_shards(folder):
         for sample in read_shard(shard):
-            lines.append([thumbnail(frame) for frame in sample.frames])
+            lines.append(sample.frames)
             if len(lines) >= rows:
                 break
         if len(lines) >= rows:
             break
+    return sheet_of(lines)
+
+
+def sheet_of(lines: list[list[np.ndarray]]) -> np.ndarray:
+    """Rows of RGB frames as thumbnails on one white RGB picture, a row each."""
+    lines = [[thumbnail(frame) for frame in line] for line in lines]
     width = max(sum(t.shape[1] + GAP for t in line) for line in lines) + GAP
     height = sum(max(t.shape[0] for t in line) + GAP for line in lines) + GAP
     sheet = np.full((height, width, 3), 255, np.uint8)

@@ -23,6 +23,7 @@ from paintstep.process import PaintError
 from PIL import Image
 
 from . import convert, processpainter
+from .control_lora import load_control_lora, split_keys, use_control_lora
 from .memory import LEANER, MEMORY, Memory, choose_memory, device_of, place
 from .weights import Weights, lora_file
 
@@ -116,9 +117,9 @@ def load_control(path: Path, dtype: torch.dtype, processpainter: bool):
         return convert.control_net(state, processpainter).to(dtype)
 
 
-def adapted(pipe, adapter: str) -> bool:
-    """Whether the LoRA called `adapter` wraps any layer of the pipeline's models."""
-    models = [getattr(pipe, name, None) for name in ("unet", "text_encoder")]
+def adapted(pipe, adapter: str, names=("unet", "text_encoder", "controlnet")) -> bool:
+    """Whether the LoRA called `adapter` wraps any layer of the pipeline's models `names`."""
+    models = [getattr(pipe, name, None) for name in names]
     return any(
         adapter in getattr(module, "lora_A", {})
         for model in models
@@ -142,6 +143,7 @@ class Model:
         self.memory = memory
         self.device = device
         self.loras: set[str] = set()
+        self.model_loras: set[str] = set()  # those with layers in the UNet or text encoder
         self.pipe = place(self.build(), memory, device)
 
     def build(self):
@@ -175,30 +177,44 @@ class Model:
 
     def use_lora(self, name: str, scale: float) -> None:
         """Apply the LoRA called `name` at `scale`, or none when name is empty."""
+        controlnet = getattr(self.pipe, "controlnet", None)
         if not name:
-            if self.loras:
+            if self.model_loras:
                 self.pipe.disable_lora()
+            if self.loras and controlnet is not None:
+                use_control_lora(controlnet, None, 0.0)
             return
+        adapter = name.replace(".", "_")  # peft's adapter names have no dots
         if name not in self.loras:
             path = lora_file(self.weights, name)
             with reading(path, f"the LoRA {name!r}"):
-                adapter = name.replace(".", "_")  # peft's adapter names have no dots
-                if path.is_dir():
+                models, control = split_keys(path)
+                if models and path.is_dir():
                     self.pipe.load_lora_weights(path, adapter_name=adapter)
-                else:
+                elif models:
                     self.pipe.load_lora_weights(
                         path.parent, weight_name=path.name, adapter_name=adapter
                     )
+                if control and controlnet is not None:
+                    load_control_lora(controlnet, path, adapter)
             if not adapted(self.pipe, adapter):
-                self.pipe.delete_adapters(adapter)
+                if models:
+                    self.pipe.delete_adapters(adapter)
                 raise PaintError(
                     f"The LoRA {name!r} ({path}) adapts no layer of the model: it is not a "
                     "diffusers, peft or kohya LoRA for SD1.5. (AnimateDiff's domain adapter, "
                     f'v3_sd15_adapter.ckpt, goes in "adapter" of {self.weights.config}.)'
                 )
             self.loras.add(name)
-        self.pipe.enable_lora()
-        self.pipe.set_adapters([name.replace(".", "_")], [scale])
+            if adapted(self.pipe, adapter, ("unet", "text_encoder")):
+                self.model_loras.add(name)
+        if name in self.model_loras:
+            self.pipe.enable_lora()
+            self.pipe.set_adapters([adapter], [scale])
+        elif self.model_loras:
+            self.pipe.disable_lora()  # this LoRA is the control net's alone
+        if controlnet is not None:
+            use_control_lora(controlnet, adapter, scale)
 
     def run(
         self,

@@ -157,10 +157,8 @@ def same(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.slow
-def test_the_engine_loads_the_trained_lora_by_name_and_it_changes_the_frames(
-    trained, weights, monkeypatch
-):
+def painter(weights, monkeypatch):
+    """The diffusion engine's last frame of a short process from a fixed canvas."""
     from paintstep.engines import get_engine
     from paintstep.process import PaintRequest, frames
 
@@ -174,10 +172,35 @@ def test_the_engine_loads_the_trained_lora_by_name_and_it_changes_the_frames(
         *_, last = frames(request.first_frame(), list(engine.paint(request)))
         return last.astype(int)
 
+    return painted
+
+
+@pytest.mark.slow
+def test_the_engine_loads_the_trained_lora_by_name_and_it_changes_the_frames(
+    trained, weights, monkeypatch
+):
+    painted = painter(weights, monkeypatch)
     plain = painted()
     styled = painted(lora="trained")
     assert np.abs(styled - plain).mean() > 0.5
     assert np.array_equal(painted(), plain)
+
+
+@pytest.mark.slow
+def test_a_control_net_lora_is_trained_and_the_engine_applies_it(
+    trained, data, weights, tmp_path, monkeypatch
+):
+    more = ["--name", "held", "--train", "controlnet", "--steps", "2", "--lr", "1e-2"]
+    assert train(data, weights, tmp_path / "run", *more, "--sample-every", "0") == 0
+    tensors = lora_tensors(weights.parent / "loras" / "held.safetensors")
+    assert tensors and all(key.startswith("controlnet.") for key in tensors)
+    painted = painter(weights, monkeypatch)
+    plain = painted()
+    held = painted(lora="held")
+    assert np.abs(held - plain).mean() > 0.5
+    assert np.abs(painted(lora="held", lora_scale=0.2) - plain).mean() < np.abs(held - plain).mean()
+    assert np.array_equal(painted(lora="trained"), painted(lora="trained"))
+    assert np.array_equal(painted(), plain)  # neither applies any more
 
 
 @pytest.mark.slow

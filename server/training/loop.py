@@ -168,6 +168,19 @@ class Run:
         with self.accelerator.autocast():
             return self.denoiser.loss(batch["frames"], batch["caption"], self.generator)
 
+    def optimize(self, batch: dict) -> float:
+        """One batch's forward and backward pass, and the optimizer's step once the
+        gradients of `accumulate` batches are in; the batch's loss."""
+        accelerator = self.accelerator
+        with accelerator.accumulate(*self.adapted.values()):
+            loss = self.loss(batch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+        return float(loss.detach())
+
     def train(self) -> Path:
         """Train to `settings.steps`; the LoRA file's path."""
         settings, accelerator = self.settings, self.accelerator
@@ -181,15 +194,7 @@ class Run:
         self.say(self.describe())
         batches = self.batches()
         while self.step < settings.steps:
-            batch = next(batches)
-            with accelerator.accumulate(*self.adapted.values()):
-                loss = self.loss(batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(self.parameters, settings.max_grad_norm)
-                self.optimizer.step()
-                self.optimizer.zero_grad()
-            value = float(loss.detach())
+            value = self.optimize(next(batches))
             shown = (
                 value if shown is None else LOSS_SMOOTHING * shown + (1 - LOSS_SMOOTHING) * value
             )

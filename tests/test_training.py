@@ -259,3 +259,16 @@ def test_no_loras_folder_and_no_out_is_a_sentence(data, weights, tmp_path, capsy
     config.write_text(json.dumps(entries))
     assert train(data, config, tmp_path / "run", "--name", "x") == 2
     assert 'names no "loras" folder' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_batch_of_processes_of_different_sizes_is_a_sentence(weights, tmp_path, capsys):
+    from paintstep.dataset.shards import Sample, ShardWriter
+
+    with ShardWriter(tmp_path / "data", "mixed") as writer:
+        for height in (64, 48):
+            frames = [np.full((height, 64, 3), 30 * k, np.uint8) for k in range(8)]
+            writer.write(Sample(f"h{height}", frames, ""))
+    more = ["--name", "x", "--batch-size", "2", "--steps", "1", "--out", str(tmp_path / "x.st")]
+    assert train(tmp_path / "data", weights, tmp_path / "run", *more) == 2
+    assert "--batch-size 1" in capsys.readouterr().err

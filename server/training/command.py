@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 from ..wire.errors import PaintError
@@ -78,7 +79,7 @@ def add_train_parser(commands) -> None:
         help="auto: 8-bit AdamW if bitsandbytes is installed",
     )
     add("--checkpoint-every", type=int, default=500, metavar="K", help="steps (500)")
-    add("--keep-checkpoints", type=int, default=2, metavar="N", help="newest kept (2)")
+    add("--keep-checkpoints", type=int, default=2, metavar="N", help="newest kept (2; 0: all)")
     add("--resume", metavar="latest|DIR", help="continue from the run's newest checkpoint, or DIR")
     add(
         "--sample-every",
@@ -177,5 +178,13 @@ def run_train(args: argparse.Namespace) -> int:
         )
     from .loop import train
 
-    train(settings)
+    try:
+        train(settings)
+    except KeyboardInterrupt:
+        print(
+            f"\npaintstep: stopped; the same command with --resume latest continues from the "
+            f"newest checkpoint in {settings.run_dir / 'checkpoints'}.",
+            file=sys.stderr,
+        )
+        return 130
     return 0

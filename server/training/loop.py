@@ -151,7 +151,7 @@ class Run:
                 drop_last=True,
             )
             seen = 0
-            for index, batch in enumerate(loader):
+            for index, batch in enumerate(same_sizes(loader)):
                 seen += 1
                 if index < self.taken:
                     continue
@@ -218,7 +218,8 @@ class Run:
             checkpoints.save_checkpoint(
                 self.accelerator, settings.run_dir, self.place(), settings.keep_checkpoints
             )
-        if settings.sample_every and step % settings.sample_every == 0 and self.prompts:
+        sampling = settings.sample_every and step % settings.sample_every == 0
+        if (sampling or (settings.sample_every and step == settings.steps)) and self.prompts:
             self.sample()
         self.accelerator.wait_for_everyone()
 
@@ -259,6 +260,23 @@ class Run:
             f"batch {settings.batch_size} x {settings.accumulate} per process, steps "
             f"{self.step + 1}-{settings.steps}."
         )
+
+
+def same_sizes(loader: DataLoader) -> Iterator[dict]:
+    """The loader's batches; a batch of processes of different sizes is a sentence."""
+    batches = iter(loader)
+    while True:
+        try:
+            yield next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as error:
+            if "stack expects each tensor to be equal size" not in str(error):
+                raise
+            raise PaintError(
+                "A batch met processes of different sizes: train with --batch-size 1, or on a "
+                "dataset built with one --size from pictures of one shape."
+            ) from None
 
 
 def format_seconds(seconds: float) -> str:

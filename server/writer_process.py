@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class WriterProcess:
         self.answered = threading.Condition()
         self.failure: str | None = None
         self.gone = False
+        self.stored: Callable[[int], None] | None = None
         # Messages go out from a thread of their own, so that Ctrl-C (which Python raises in
         # the main thread) never cuts one in half; two waiting at most keep memory flat.
         self.outbox: queue.Queue = queue.Queue(maxsize=2)
@@ -71,12 +72,21 @@ class WriterProcess:
         return cls(child)
 
     def open(
-        self, folder: Path, start: np.ndarray, info: dict[str, Any], outputs: Collection[str]
+        self,
+        folder: Path,
+        start: np.ndarray,
+        info: dict[str, Any],
+        outputs: Collection[str] = (),
+        lean: bool = False,
+        stored: Callable[[int], None] | None = None,
     ) -> WriterProcess:
         """Set the folder up with frame 0; raises what ResultWriter would (a PaintError), or
-        WriterGone."""
+        WriterGone. A `lean` folder (the server's job cache) is written as ResultWriter's
+        lean one; `stored(k)` is called (on a thread of this writer's) once step k's layer
+        and thumbnail are in the folder and listed."""
+        self.stored = stored
         if not self.gone:
-            self.outbox.put(("open", str(folder), start, info, tuple(outputs)))
+            self.outbox.put(("open", str(folder), start, info, tuple(outputs), lean))
         with self.answered:
             self.answered.wait_for(lambda: self.answers or self.gone)
             if not self.answers:
@@ -164,6 +174,10 @@ class WriterProcess:
             if answer[0] == "failed":
                 self.failure = answer[1]
                 continue
+            if answer[0] == "stored":
+                if self.stored is not None:
+                    self.stored(answer[1])
+                continue
             with self.answered:
                 self.answers.append(answer)
                 self.answered.notify_all()
@@ -212,11 +226,13 @@ def serve() -> None:
             return
         try:
             if kind == "open":
-                folder, start, info, outputs = rest
+                folder, start, info, outputs, lean = rest
                 opened = []
                 error = attempt(
                     lambda: opened.append(
-                        ResultWriter(Path(folder), start, info, outputs=outputs, background=True)
+                        ResultWriter(
+                            Path(folder), start, info, lean, outputs=outputs, background=not lean
+                        )
                     )
                 )
                 writer = opened[0] if opened else None
@@ -226,6 +242,8 @@ def serve() -> None:
                     error = attempt(lambda: writer.add(rest[0]))
                     if error is not None:
                         answer("failed", error)
+                    elif writer.lean:  # written and listed before add returned
+                        answer("stored", rest[0].index)
             elif kind == "finish" and writer is not None:
                 ended = True  # (a failed finish is ended by the command's "end")
                 error = attempt(writer.finish)

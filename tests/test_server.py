@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -192,6 +193,23 @@ def test_any_client_lists_fetches_and_deletes_jobs(server):
         with pytest.raises(ServerError, match="no job"):
             list(other.fetch(job))
     assert not (server.tmp / "cache" / "jobs" / job).exists()
+
+
+def test_a_large_job_written_by_a_writer_process_is_fetched_whole(server):
+    # Above SMALL_PIXELS the cache folder is written in a process of its own; each step is
+    # listed (and fetched) once that process has it on disk, and all of them by `done`.
+    request = PaintRequest(photo("coffee", 620), steps=5, seed=2)
+    with Client(server.address) as client:
+        events, steps = run_job(client, request, name="large")
+        job = events[0].job
+        fetched = [e.to_layer() for e in client.fetch(job) if isinstance(e, Step)]
+        listed = {j["job"]: j for j in client.list_jobs()}[job]
+    assert listed["state"] == "finished" and listed["steps_done"] == 5
+    assert [s.index for s in fetched] == [1, 2, 3, 4, 5]
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(fetched, steps))
+    manifest = json.loads((server.tmp / "cache" / "jobs" / job / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["steps"]) == 5
+    assert "Traceback" not in server.log()
 
 
 def test_bad_requests_get_a_sentence_and_the_server_keeps_serving(server):

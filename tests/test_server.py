@@ -837,7 +837,8 @@ def test_a_fetch_read_from_the_cache_holds_up_no_other_client(tmp_path, monkeypa
 
 
 def test_clients_are_served_in_turn_and_one_cannot_fill_the_queue(server):
-    request = PaintRequest(photo("astronaut", 1200), steps=6, seed=1)  # no small jobs
+    # 600 px: over the small jobs' lane (512 x 512 px), so every job waits its turn.
+    request = PaintRequest(photo("astronaut", 600), steps=6, seed=1)
     with Client(server.address) as greedy, Client(server.address) as other:
         most = greedy.welcome["limits"]["max_queued_per_client"]
         jobs = []

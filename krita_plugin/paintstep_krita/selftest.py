@@ -176,7 +176,10 @@ def applied() -> None:
     group, doc = state["group"], state["doc"]
     result["apply_seconds"] = time.monotonic() - state["applied_at"]
     if os.environ.get("PAINTSTEP_SELFTEST_MEASURE_ONLY"):
-        QtCore.QTimer.singleShot(5000, guarded(measured))  # Krita recomposes meanwhile
+        # Krita recomposes meanwhile (its freezes are measured); tests that only generate and
+        # apply need not wait: PAINTSTEP_SELFTEST_SETTLE=0.
+        settle = float(os.environ.get("PAINTSTEP_SELFTEST_SETTLE", "5"))
+        QtCore.QTimer.singleShot(round(settle * 1000), guarded(measured))
         return
     state["stopwatch"].timer.stop()
     doc.refreshProjection()

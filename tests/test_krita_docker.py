@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.slow,
+    # One worker: the plugin's vendored folder is made once, and one Krita GUI runs at a time.
+    pytest.mark.xdist_group("krita_docker"),
     pytest.mark.skipif(
         not HAVE_KRITA and not os.environ.get("PAINTSTEP_REQUIRE_KRITA"),
         reason="Krita and xvfb-run are not installed",

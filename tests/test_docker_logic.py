@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import photo
+from paintstep.model.illustration import STAGES
 from paintstep.process import StepLayer, frames
 from test_server import ServerProcess, free_port
 
@@ -77,6 +78,27 @@ def placed(step: StepLayer, shape, offset=(0, 0)) -> np.ndarray:
     return whole
 
 
+def stage_runs(stages: list, first: int, last: int) -> list:
+    """What a group applied from steps first..last should hold: (sub-group, its layers) for
+    each run of a stage, in process order."""
+    runs: list = []
+    for index in range(first, last + 1):
+        name = stages[index - 1][:1].upper() + stages[index - 1][1:]
+        if not runs or runs[-1][0] != name:
+            runs.append((name, []))
+        runs[-1][1].append(f"Step {index}")
+    return runs
+
+
+def by_stage(group: dict) -> list:
+    """A group of the layer tree as (sub-group, its layers' names), bottom first."""
+    assert all(child["type"] == "grouplayer" for child in group["children"]), group
+    return [
+        (child["name"], [layer["name"] for layer in child["children"]])
+        for child in group["children"]
+    ]
+
+
 def close(a: np.ndarray, b: np.ndarray, levels: int = 2) -> bool:
     """Equal to Qt's 8-bit compositing rounding."""
     return a.shape == b.shape and int(np.abs(a.astype(int) - b).max()) <= levels
@@ -102,17 +124,61 @@ def test_steps_arrive_scrub_in_place_and_apply_as_a_group(tmp_path, server):
     # Letting go of the slider takes the preview away: the artist's document is as it was.
     assert [node["name"] for node in result["after_scrub"]] == ["picture"]
     assert np.array_equal(arrays["projection_after_scrub"], picture)
-    # Apply k: one layer; apply all: one layer per step, first at the bottom, each exact.
+    # Apply k: one layer; apply all: one layer per step, first at the bottom, each exact, in
+    # a sub-group per stage of the painterly process.
     assert result["one_group"].endswith(" 2")
     assert np.array_equal(arrays["one_Step 2"], placed(steps[1], picture.shape))
     assert result["all_group"].endswith(" 1-6") and result["all_parent_is_root"]
     assert result["all_buttons_off_while_applying"]
     group = next(node for node in result["tree"] if node["name"] == result["all_group"])
-    assert [child["name"] for child in group["children"]] == [f"Step {k}" for k in range(1, 7)]
+    assert result["step_stages"][0] == "lay-in" and result["step_stages"][-1] == "finish"
+    assert by_stage(group) == stage_runs(result["step_stages"], 1, 6)
     for step in steps:
         assert np.array_equal(arrays[f"all_Step {step.index}"], placed(step, picture.shape))
     # The groups go above the layer that was current, the picture.
     assert result["tree"][0]["name"] == "picture" and len(result["tree"]) == 3
+
+
+def test_a_style_from_the_options_form_is_applied_in_a_sub_group_per_stage(tmp_path, server):
+    picture = photo("coffee", 96)
+    applying = [[1, 8, "all"], [2, 4, "range"], [3, 3, "one"]]
+    result, arrays = drive(
+        tmp_path,
+        "stage_groups",
+        picture,
+        server.address,
+        steps=8,
+        style="illustration",
+        apply=applying,
+    )
+    # The form is built from the engine's option registry, so the styles are offered.
+    assert "style" in result["options_shown"] and result["style_default"] == "paint"
+    assert {"paint", "illustration"} <= set(result["style_choices"])
+    assert result["options_chosen"] == {"style": "illustration"}
+    assert result["finished"], result["message"]
+    stages = result["step_stages"]
+    assert stages == sorted(stages, key=STAGES.index)  # the illustrator's order
+    assert set(stages) == set(STAGES)  # eight steps reach every stage
+    assert result["strip_labels"][:2] == ["1 sketch", "2 lines"]  # the strip names the stage
+    groups = {node["name"]: node for node in result["tree"][1:]}
+    # Each goes just above the layer that was current: the latest lowest.
+    assert list(groups) == [result[f"{key}_group"] for _, _, key in reversed(applying)]
+    for first, last, key in applying:
+        assert by_stage(groups[result[f"{key}_group"]]) == stage_runs(stages, first, last)
+    assert [name for name, _ in by_stage(groups[result["all_group"]])] == [
+        "Sketch",
+        "Lines",
+        "Flats",
+        "Shading",
+        "Details",
+        "Finish",
+    ]
+    steps = steps_of(result, arrays)
+    for step in steps:
+        assert np.array_equal(arrays[f"all_Step {step.index}"], placed(step, picture.shape))
+    # The stage groups alone, over white paper, show the last frame.
+    last = list(frames(np.full_like(picture, 255), steps))[-1]
+    assert result["picture_below"] == "picture" and close(arrays["all_rebuilt"], last)
 
 
 def test_a_selection_with_a_layer_as_target_paints_only_there(tmp_path, server):

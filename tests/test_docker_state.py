@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,31 @@ def test_applied_steps_use_the_pixels_the_connection_prepared(plugin):
     assert pixels[1].rgba == bytes(steps[2].layer.data)
     state.set_applying(True)
     assert state.applying
+
+
+def test_applied_steps_carry_their_stage_and_are_cut_where_it_changes(plugin):
+    state, (connection,), _, _ = new_state(plugin)
+    picture = photo("astronaut", 16)
+    state.generate(canvas_of(plugin, picture), None, complete=False, document="d", steps=4)
+    steps = as_events(get_engine("strokes").paint(PaintRequest(picture, steps=4)))
+    stages = ["lay-in", "shapes", "shapes", None]  # None: as from an older server
+    for step, stage in zip(steps, stages):
+        connection.event.emit(replace(step, stage=stage))
+    pixels = state.step_pixels(1, 4)
+    assert [p.stage for p in pixels] == stages
+    runs = plugin.document.stage_runs(pixels)
+    assert [(stage, [p.index for p in run]) for stage, run in runs] == [
+        ("lay-in", [1]),
+        ("shapes", [2, 3]),
+        (None, [4]),
+    ]
+    # A stage met again later is a run of its own (the layers keep the process's order), and
+    # steps naming none stay together, as before stages were named.
+    again = [replace(p, stage=stage) for p, stage in zip(pixels, ["a", "b", "a", ""])]
+    assert [stage for stage, _ in plugin.document.stage_runs(again)] == ["a", "b", "a", None]
+    plain = [replace(p, stage=None) for p in pixels]
+    assert [len(run) for _, run in plugin.document.stage_runs(plain)] == [4]
+    assert plugin.document.stage_group_name("lay-in") == "Lay-in"
 
 
 def test_scrubbing_builds_each_frame_from_the_kept_ones_as_from_frame_0(plugin):

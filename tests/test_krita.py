@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,15 @@ def display_number() -> str:
     return str(random.randint(100, 30000))
 
 
-def in_krita(function: str, tmp: Path, tries: int = 1, resources: Path | None = None) -> dict:
+def in_krita(
+    function: str, tmp: Path, tries: int = 1, resources: Path | None = None, **env: str
+) -> dict:
     """Run tests/krita/krita_checks.FUNCTION inside Krita, with a fresh HOME (holding Krita's
-    `resources` folder when given: see plugin_setup.resources); its results.
+    `resources` folder when given: see plugin_setup.resources) and `env`; its results.
     A check that marks where it calls into Krita ("inside") and dies there is run again, up to
     `tries` times, and then failed as Krita's crash."""
     for attempt in range(1, tries + 1):
-        seen = run_in_krita(function, tmp / f"try{attempt}", resources)
+        seen = run_in_krita(function, tmp / f"try{attempt}", resources, **env)
         inside = seen.pop("inside", None)
         if inside is None:
             return seen
@@ -57,7 +60,7 @@ def in_krita(function: str, tmp: Path, tries: int = 1, resources: Path | None = 
     )
 
 
-def run_in_krita(function: str, tmp: Path, resources: Path | None = None) -> dict:
+def run_in_krita(function: str, tmp: Path, resources: Path | None = None, **more: str) -> dict:
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     plugin_setup.add_resources(home, resources, "kritarunner")
@@ -67,6 +70,7 @@ def run_in_krita(function: str, tmp: Path, resources: Path | None = None) -> dic
         HOME=str(home),
         PAINTSTEP_RESULT=str(result),
         PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "krita"), str(ROOT / "krita_plugin")]),
+        **more,
     )
     done = subprocess.run(
         [
@@ -152,3 +156,46 @@ def test_steps_go_in_as_animation_frames(tmp_path, krita_resources):
     seen = in_krita("frames", tmp_path, tries=2, resources=krita_resources)
     assert seen["name"] == "Paintstep frames" and seen["animated"]
     assert seen["frames"] == [[0, 0, 255, 255], [0, 255, 0, 255], [255, 0, 0, 255]]  # BGRA
+
+
+def test_an_illustration_job_goes_in_as_a_sub_group_per_stage(tmp_path, krita_resources):
+    import numpy as np
+    from conftest import photo
+    from paintstep.engines import get_engine
+    from paintstep.process import PaintRequest, frames
+
+    picture = photo("coffee", 96)
+    request = PaintRequest(picture, steps=8, options={"style": "illustration"})
+    steps = list(get_engine("strokes").paint(request, threading.Event(), lambda *_: None))
+    listed = []
+    for step in steps:
+        path = tmp_path / f"step{step.index}.rgba"
+        path.write_bytes(step.pixels.tobytes())
+        box = {"x": step.x, "y": step.y, "width": step.width, "height": step.height}
+        listed.append({"index": step.index, "stage": step.stage, "file": str(path), **box})
+    job = tmp_path / "steps.json"
+    height, width = picture.shape[:2]
+    job.write_text(json.dumps({"width": width, "height": height, "steps": listed}))
+    seen = in_krita("stage_groups", tmp_path, resources=krita_resources, PAINTSTEP_STEPS=str(job))
+    runs: list = []  # the sub-groups the stages make: the illustrator's order, named for each
+    for step in steps:
+        name = step.stage.capitalize()
+        if not runs or runs[-1][0] != name:
+            runs.append([name, []])
+        runs[-1][1].append(f"Step {step.index}")
+    assert [name for name, _ in runs] == [
+        "Sketch",
+        "Lines",
+        "Flats",
+        "Shading",
+        "Details",
+        "Finish",
+    ]
+    assert seen["tree"][-2:] == ["paper", ["Paintstep job 1-8", runs]]  # above the current
+    assert seen["types"] == ["grouplayer"] * 6
+    assert seen["saved"] and seen["reloaded_tree"] == seen["tree"] and seen["reloaded_same"]
+    # Krita's flattened image is the process's last frame (over white paper).
+    (flattened,) = tmp_path.glob("try1/flattened.rgba")
+    shown = np.frombuffer(flattened.read_bytes(), np.uint8).reshape(picture.shape)
+    last = list(frames(np.full_like(picture, 255), steps))[-1]
+    assert int(np.abs(shown.astype(int) - last).max()) <= 2

@@ -7,6 +7,7 @@ screenshot it takes is kept as docs/docker.png when PAINTSTEP_UPDATE_SCREENSHOT 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -67,6 +68,7 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
             photo("coffee", 240),
             PAINTSTEP_SELFTEST_SCREENSHOT=str(shot),
             PAINTSTEP_SERVER=server.address,
+            PAINTSTEP_SELFTEST_OPTIONS=json.dumps({"style": "illustration"}),
             # "As frames" as well where asked: Krita 5.1.5 itself can crash in it under load.
             PAINTSTEP_SELFTEST_FRAMES=os.environ.get("PAINTSTEP_SELFTEST_FRAMES", ""),
         )
@@ -78,10 +80,15 @@ def test_the_docker_generates_scrubs_and_applies_in_real_krita(tmp_path, vendore
     assert seen["saved_server"] == server.address  # typed in the docker, kept in kritarc
     assert seen["steps"] == [1, 2, 3, 4, 5, 6] and seen["finished"]
     assert seen["strip"] == 6 and seen["scrubbed_preview"]
-    assert seen["children"] == [f"Step {k}" for k in range(1, 7)]
+    # The style offered in the engine's options form (from its option registry), and the
+    # steps applied into a sub-group per stage, named for it, in the illustrator's order.
+    assert {"paint", "illustration"} <= set(seen["style_choices"])
+    assert seen["options_chosen"] == {"style": "illustration"}
+    stages = ["Sketch", "Lines", "Flats", "Shading", "Details", "Finish"]
+    assert seen["children"] == [[name, [f"Step {k}"]] for k, name in enumerate(stages, 1)]
     assert seen["top_level"].index(seen["group"]) > seen["top_level"].index("picture")
     assert seen["max_difference"] <= 6  # the steps alone rebuild the picture
-    assert seen["single"] == ["Step 3"]  # one step on its own
+    assert seen["single"] == [["Flats", ["Step 3"]]]  # one step on its own, in its stage
     assert seen["while_scrubbing"][-1] == "Paintstep preview" and seen["preview_locked"]
     # The canvas shows frame 3 while scrubbing (compared by mean colour with its thumbnail).
     assert max(abs(a - b) for a, b in zip(seen["preview_mean"], seen["frame3_mean"])) < 4
@@ -150,8 +157,6 @@ def test_the_docker_lets_the_diffusion_engine_finish_the_canvas_from_a_prompt(
     tmp_path, vendored, monkeypatch
 ):
     pytest.importorskip("diffusers", reason="the diffusion extra is not installed")
-    import json
-
     from conftest import diffusion_weights
 
     (tmp_path / "weights").mkdir()

@@ -287,7 +287,8 @@ class PaintstepDocker(DockWidget):
         self.slider.setRange(0, 0)
 
     def on_step(self, step) -> None:
-        item = QtWidgets.QListWidgetItem(str(step.index))
+        stage = getattr(step, "stage", None)  # the part of the process, where it is named
+        item = QtWidgets.QListWidgetItem(f"{step.index} {stage}" if stage else str(step.index))
         item.setIcon(QtGui.QIcon(QtGui.QPixmap.fromImage(to_qimage(step.thumbnail))))
         self.strip.addItem(item)
         follow = self.slider.value() == self.slider.maximum()

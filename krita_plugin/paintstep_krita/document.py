@@ -32,6 +32,7 @@ class StepPixels:
     height: int
     rgba: bytes
     bgra: bytes | None = None  # the same pixels in an 8-bit RGBA document's layout, if known
+    stage: str | None = None  # the part of the process, when the engine names it
 
 
 def read_canvas(
@@ -92,9 +93,28 @@ def read_layer(document, node, canvas: Canvas) -> bytes:
 
 def add_step_layers(document, steps: list[StepPixels], name: str, offset: tuple[int, int] = (0, 0)):
     """A group named `name` above the current layer, holding one paint layer per step, the
-    first step at the bottom. `offset` places the canvas the steps were painted from."""
+    first step at the bottom; steps that name their stage go into a sub-group per stage, named
+    for it. `offset` places the canvas the steps were painted from."""
     *_, group = step_layer_pieces(document, steps, name, offset)
     return group
+
+
+def stage_runs(steps: list[StepPixels]) -> list[tuple[str | None, list[StepPixels]]]:
+    """The steps cut where their stage changes, in order: (stage, steps) for each run. A stage
+    met again later starts a run of its own, so that the layers keep the process's order."""
+    runs: list[tuple[str | None, list[StepPixels]]] = []
+    for step in steps:
+        stage = step.stage or None
+        if runs and runs[-1][0] == stage:
+            runs[-1][1].append(step)
+        else:
+            runs.append((stage, [step]))
+    return runs
+
+
+def stage_group_name(stage: str) -> str:
+    """A stage's sub-group: "lay-in" is called "Lay-in"."""
+    return stage[:1].upper() + stage[1:]
 
 
 def step_layer_pieces(
@@ -110,24 +130,37 @@ def step_layer_pieces(
     if parent is None:
         parent, current = document.rootNode(), None
     parent.addChildNode(group, current)
-    below = None
-    for step in steps:
-        layer = document.createNode(f"Step {step.index}", "paintlayer")
-        group.addChildNode(layer, below)
-        below = layer
-        if not (step.width and step.height):
-            continue
-        if step.bgra is not None and (model, depth) == ("RGBA", "U8"):
-            pixels = step.bgra
-        else:
-            pixels = from_rgba(step.rgba, model, depth)
-        row = len(pixels) // step.height
-        for top in range(0, step.height, band_rows):
-            rows = min(band_rows, step.height - top)
-            band = pixels[top * row : (top + rows) * row]
-            layer.setPixelData(band, step.x + offset[0], step.y + offset[1] + top, step.width, rows)
-            yield group
+    below_run = None  # the group's topmost child so far
+    for stage, run in stage_runs(steps):
+        into, below = group, below_run
+        if stage is not None:
+            into, below = document.createGroupLayer(stage_group_name(stage)), None
+            group.addChildNode(into, below_run)
+            below_run = into
+        for step in run:
+            layer = document.createNode(f"Step {step.index}", "paintlayer")
+            into.addChildNode(layer, below)
+            below = layer
+            if stage is None:
+                below_run = layer
+            yield from write_step(layer, step, model, depth, offset, band_rows, group)
     yield group
+
+
+def write_step(layer, step: StepPixels, model, depth, offset, band_rows: int, group):
+    """A step's pixels into its layer, a band of rows at a time; yields `group` after each."""
+    if not (step.width and step.height):
+        return
+    if step.bgra is not None and (model, depth) == ("RGBA", "U8"):
+        pixels = step.bgra
+    else:
+        pixels = from_rgba(step.rgba, model, depth)
+    row = len(pixels) // step.height
+    for top in range(0, step.height, band_rows):
+        rows = min(band_rows, step.height - top)
+        band = pixels[top * row : (top + rows) * row]
+        layer.setPixelData(band, step.x + offset[0], step.y + offset[1] + top, step.width, rows)
+        yield group
 
 
 def add_preview(document, name: str):

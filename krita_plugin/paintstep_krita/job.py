@@ -221,7 +221,7 @@ class DockerJob(QtCore.QObject):
 
     def step_pixels(self, first: int, last: int) -> list[StepPixels]:
         """Steps first..last as the document takes them (Krita's byte order, where the
-        connection worked it out already)."""
+        connection worked it out already), with their stages."""
         prepared = self.connection.prepared
         return [
             StepPixels(
@@ -232,6 +232,7 @@ class DockerJob(QtCore.QObject):
                 s.layer.height,
                 bytes(s.layer.data),
                 prepared.get((s.job, s.index)),
+                getattr(s, "stage", None),  # None from servers and engines that name none
             )
             for s in self.steps[first - 1 : last]
         ]

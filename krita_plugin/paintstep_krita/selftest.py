@@ -123,10 +123,14 @@ def generate() -> None:
         result["target_choices"] = [box.itemText(i) for i in range(box.count())]
         box.setCurrentIndex(box.findText(box.COMPLETE))
         docker.prompt.setText(os.environ.get("PAINTSTEP_SELFTEST_PROMPT", ""))
+    if "PAINTSTEP_SELFTEST_OPTIONS" in os.environ:
         docker.options_button.setChecked(True)
         form = docker.options_form
         result["options_shown"] = list(form.widgets)
-        for name, value in json.loads(os.environ.get("PAINTSTEP_SELFTEST_OPTIONS", "{}")).items():
+        style = form.widgets.get("style")
+        if style is not None:
+            result["style_choices"] = [style.itemText(i) for i in range(style.count())]
+        for name, value in json.loads(os.environ["PAINTSTEP_SELFTEST_OPTIONS"]).items():
             form.set_value(name, value)  # typed into the form, as an artist would
         result["options_chosen"] = form.chosen()
     result["server_before"] = docker.server_label.text()
@@ -184,7 +188,8 @@ def applied() -> None:
     state["stopwatch"].timer.stop()
     doc.refreshProjection()
     result["group"] = group.name() if group else None
-    result["children"] = [node.name() for node in group.childNodes()] if group else []
+    result["children"] = tree(group) if group else []
+    result["stages"] = [step.stage for step in docker.state.steps]
     result["top_level"] = [node.name() for node in doc.rootNode().childNodes()]
     # The picture's own layer hidden, the steps alone must rebuild the picture.
     picture_layer = [n for n in doc.rootNode().childNodes() if n.name() == "picture"][0]
@@ -223,11 +228,39 @@ def applied() -> None:
     QtCore.QTimer.singleShot(800, guarded(screenshot_then_second_job))
 
 
+def tree(node) -> list:
+    """A group's children, bottom first: a layer's name, or [a group's name, its tree]."""
+    return [
+        [child.name(), tree(child)] if child.type() == "grouplayer" else child.name()
+        for child in node.childNodes()
+    ]
+
+
 def screenshot_then_second_job() -> None:
     docker = state["docker"]
     shot = os.environ.get("PAINTSTEP_SELFTEST_SCREENSHOT")
     if shot:
-        result["screenshot"] = bool(Krita.instance().activeWindow().qwindow().grab().save(shot))
+        # Only the Layers docker beside Paintstep's, so that the stage groups show.
+        result["dockers"] = [other.objectName() for other in Krita.instance().dockers()]
+        for other in Krita.instance().dockers():
+            if other.objectName() not in ("KisLayerBox", "paintstep_docker"):
+                other.hide()
+            elif other.objectName() == "KisLayerBox":
+                window = Krita.instance().activeWindow().qwindow()
+                window.resizeDocks([other], [520], QtCore.Qt.Orientation.Vertical)
+        docker.options_button.setChecked(False)
+        QtCore.QTimer.singleShot(500, guarded(lambda: screenshot(shot)))
+        return
+    apply_single()
+
+
+def screenshot(shot: str) -> None:
+    result["screenshot"] = bool(Krita.instance().activeWindow().qwindow().grab().save(shot))
+    apply_single()
+
+
+def apply_single() -> None:
+    docker = state["docker"]
     state["single"] = docker.apply_layers(3, 3)
     QtCore.QTimer.singleShot(50, guarded(after_applying(guarded(second_job))))
 
@@ -236,7 +269,7 @@ def second_job() -> None:
     docker, doc = state["docker"], state["doc"]
     picture_layer = [n for n in doc.rootNode().childNodes() if n.name() == "picture"][0]
     single = state["single"]
-    result["single"] = [node.name() for node in single.childNodes()] if single else []
+    result["single"] = tree(single) if single else []
     result["remembered_steps"] = Krita.instance().readSetting("paintstep", "steps", "")
     # A second job towards a target: a hidden layer holding the picture's negative.
     negative = QtGui.QImage(os.environ["PAINTSTEP_SELFTEST_PICTURE"]).convertToFormat(

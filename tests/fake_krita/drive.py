@@ -89,6 +89,7 @@ def keep_steps(docker, name: str = "step") -> None:
     for step in docker.state.steps:
         arrays[f"{name}{step.index}"] = step.layer.array().copy()
         result.setdefault(f"{name}_boxes", []).append([step.x, step.y])
+        result.setdefault(f"{name}_stages", []).append(step.stage)
 
 
 def layer_tree(doc) -> list:
@@ -111,8 +112,16 @@ def apply(docker, first: int, last: int, key: str) -> None:
     result[f"{key}_writes"] = doc.writes - writes
     result[f"{key}_group"] = group.name()
     result[f"{key}_parent_is_root"] = group.parentNode() is doc.rootNode()
+    for layer in paint_layers_in(group):
+        arrays[f"{key}_{layer.name()}"] = rgba(layer)
+
+
+def paint_layers_in(group) -> list:
+    """The paint layers inside a group, at any depth, bottom first."""
+    found = []
     for child in group.childNodes():
-        arrays[f"{key}_{child.name()}"] = rgba(child)
+        found.extend(paint_layers_in(child) if child.type() == "grouplayer" else [child])
+    return found
 
 
 # -- scenarios ---------------------------------------------------------------------------------
@@ -142,6 +151,39 @@ def generate_scrub_apply(spec: dict) -> None:
     apply(docker, 1, spec["steps"], "all")
     result["tree"] = layer_tree(doc)
     arrays["projection_after_apply"] = doc.projection()
+
+
+def stage_groups(spec: dict) -> None:
+    """A style chosen in the engine options form; its steps applied by stage."""
+    doc = open_document(spec)
+    docker = new_docker()
+    docker.options_button.setChecked(True)
+    form = docker.options_form
+    result["options_shown"] = list(form.widgets)
+    style = form.widgets["style"]
+    result["style_choices"] = [style.itemText(i) for i in range(style.count())]
+    result["style_default"] = style.currentText()
+    style.setCurrentText(spec["style"])  # chosen as an artist would
+    result["options_chosen"] = form.chosen()
+    generate(docker, spec["steps"])
+    keep_steps(docker)
+    result["strip_labels"] = [docker.strip.item(i).text() for i in range(docker.strip.count())]
+    for first, last, key in spec["apply"]:
+        apply(docker, first, last, key)
+        if first == 1 and last == spec["steps"]:  # the steps alone, over white paper
+            picture, group = doc.topLevelNodes()[0], doc.topLevelNodes()[-1]
+            shown = {node: node.visible for node in doc.topLevelNodes()}
+            for node in doc.topLevelNodes():
+                node.visible = node is group
+            paper = doc.createNode("paper", "paintlayer")
+            paper.pixels[:] = 255
+            doc.rootNode().addChildNode(paper, None)
+            arrays[f"{key}_rebuilt"] = doc.projection()
+            paper.remove()
+            for node, visible in shown.items():
+                node.visible = visible
+            result["picture_below"] = picture.name()
+    result["tree"] = layer_tree(doc)
 
 
 def selection_and_target(spec: dict) -> None:

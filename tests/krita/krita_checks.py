@@ -190,3 +190,69 @@ def frames(args=None):
         result["error"] = traceback.format_exc()
     save(result)
     os._exit(0)  # Krita crashes on exit after openWindow; the result is already written
+
+
+def stage_groups(args=None):
+    """A job's steps (written by the test: steps.json beside the result, each step's straight
+    RGBA in a file of its own) applied over white paper, then saved and opened again."""
+    from krita import Krita
+    from paintstep_krita.document import StepPixels, add_step_layers, read_canvas
+
+    result = {}
+    try:
+        folder = os.path.dirname(os.environ["PAINTSTEP_RESULT"])
+        with open(os.environ["PAINTSTEP_STEPS"]) as job:
+            job = json.load(job)
+        steps = []
+        for step in job["steps"]:
+            with open(step["file"], "rb") as pixels:
+                rgba_bytes = pixels.read()
+            steps.append(
+                StepPixels(
+                    step["index"],
+                    step["x"],
+                    step["y"],
+                    step["width"],
+                    step["height"],
+                    rgba_bytes,
+                    stage=step["stage"],
+                )
+            )
+        width, height = job["width"], job["height"]
+        app = Krita.instance()
+        doc = app.createDocument(width, height, "stages", "RGBA", "U8", "", 300.0)
+        paper = doc.createNode("paper", "paintlayer")
+        doc.rootNode().addChildNode(paper, None)
+        paper.setPixelData(rgba(255, 255, 255) * (width * height), 0, 0, width, height)  # white
+        doc.setActiveNode(paper)
+        group = add_step_layers(doc, steps, "Paintstep job 1-8")
+        result["tree"] = tree(doc.rootNode())
+        result["types"] = [node.type() for node in group.childNodes()]
+        doc.refreshProjection()
+        doc.waitForDone()
+        with open(os.path.join(folder, "flattened.rgba"), "wb") as out:
+            out.write(read_canvas(doc).rgba)
+        path = os.path.join(folder, "stages.kra")
+        doc.setBatchmode(True)
+        result["saved"] = bool(doc.saveAs(path))
+        doc.close()
+        again = app.openDocument(path)
+        again.waitForDone()
+        result["reloaded_tree"] = tree(again.rootNode())
+        again.refreshProjection()
+        again.waitForDone()
+        reloaded = read_canvas(again).rgba
+        with open(os.path.join(folder, "flattened.rgba"), "rb") as before:
+            result["reloaded_same"] = reloaded == before.read()
+        again.close()
+    except Exception:
+        result["error"] = traceback.format_exc()
+    save(result)
+
+
+def tree(node):
+    """A node's children as [name, children] for groups and names for layers, bottom first."""
+    return [
+        [child.name(), tree(child)] if child.type() == "grouplayer" else child.name()
+        for child in node.childNodes()
+    ]

@@ -2,8 +2,9 @@
 
     manifest.json        what the folder holds; "complete" is true only once every step is in
     frames/frame_0000.png    frame 0 (the start) .. frame N, full size (or some of them)
-    layers/step_0001.png     step k's layer; its place on the canvas is in the manifest
-    thumbs/thumb_0001.png    frame k, small
+    layers/step_0001.png     step k's layer; its place on the canvas is in the manifest (a step
+                             that paints nothing, 0 x 0, lists no layer file and has none)
+    thumbs/thumb_0001.png    frame k, small (only when "thumbs" is asked for)
     process.gif, process.mp4 the process as an animation
 
 The manifest is rewritten (atomically) after every step, so a folder that is still being written,
@@ -122,7 +123,9 @@ class Result:
 
     def layer(self, index: int) -> StepLayer:
         entry = self.steps[index - 1]
-        pixels = read_png(self.folder / entry["layer"]) if entry["width"] else empty_pixels()
+        # A step that paints nothing has no layer file (folders before 2026-12 listed one).
+        painted = entry["width"] and entry.get("layer")
+        pixels = read_png(self.folder / entry["layer"]) if painted else empty_pixels()
         return StepLayer(index, entry["x"], entry["y"], pixels, stage=entry.get("stage"))
 
 
@@ -192,12 +195,13 @@ def clear_result(folder: Path) -> None:
                 entry.unlink()
 
 
-def prepare_folder(folder: Path) -> None:
-    """Make `folder` ready for a new result, replacing an earlier result but nothing else."""
+def prepare_folder(folder: Path, thumbs: bool = True) -> None:
+    """Make `folder` ready for a new result, replacing an earlier result but nothing else;
+    `thumbs/` only where thumbnails are written."""
     check_folder(folder)
     clear_result(folder)
     try:
-        for name in ("frames", "layers", "thumbs"):
+        for name in ("frames", "layers", "thumbs")[: 3 if thumbs else 2]:
             (folder / name).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise PaintError(
@@ -236,7 +240,7 @@ class ResultWriter:
         unknown = self.outputs - set(OUTPUTS)
         if unknown:
             raise ValueError(f"unknown outputs: {sorted(unknown)}")
-        prepare_folder(self.folder)
+        prepare_folder(self.folder, thumbs="thumbs" in self.outputs)
         height, width = start.shape[:2]
         self.manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -299,13 +303,13 @@ class ResultWriter:
             "y": int(step.y),
             "width": int(step.width),
             "height": int(step.height),
-            "layer": f"layers/step_{step.index:04d}.png",
-            "frame": f"frames/frame_{step.index:04d}.png",
         }
+        if not step.is_empty:  # a step that paints nothing has no layer file
+            entry["layer"] = f"layers/step_{step.index:04d}.png"
+            write_png(self.folder / entry["layer"], step.pixels)
+        entry["frame"] = f"frames/frame_{step.index:04d}.png"
         if step.stage is not None:  # the stage of the process, when the engine names it
             entry["stage"] = str(step.stage)
-        if not step.is_empty:
-            write_png(self.folder / entry["layer"], step.pixels)
         if step.thumbnail is not None and "thumbs" in self.outputs:
             entry["thumbnail"] = f"thumbs/thumb_{step.index:04d}.png"
             write_png(self.folder / entry["thumbnail"], step.thumbnail)

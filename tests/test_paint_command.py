@@ -326,8 +326,9 @@ def test_outputs_choose_what_is_written_beyond_the_layers(tmp_path, outputs, wri
     assert main(["paint", picture, "--steps", "9", "--out", str(out), "--outputs", outputs]) == 0
     result = load_result(out)
     assert result.complete and len(list((out / "layers").iterdir())) <= 9
-    for name in ("frames", "thumbs"):
-        assert len(list((out / name).iterdir())) == written.get(name, 0)
+    for name in ("frames", "thumbs"):  # a folder only where something goes in it
+        found = len(list((out / name).iterdir())) if (out / name).exists() else None
+        assert found == written.get(name)
     for name in ("process.gif", "process.mp4"):
         assert (out / name).exists() == (name in written)
     for k in range(10):

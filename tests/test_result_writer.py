@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from conftest import photo
 from paintstep.animation import AnimationFrames, GifStream, Mp4Stream, animation_frame, timing
 from paintstep.engines import get_engine
-from paintstep.process import PaintRequest, composite
+from paintstep.process import PaintRequest, StepLayer, composite
 from paintstep.result import CHECKPOINT_STEPS, OUTPUTS, ResultWriter, load_result, write_png
 from paintstep.wire.errors import PaintError
 from paintstep.writer_process import WriterProcess
@@ -212,6 +213,41 @@ def test_frames_not_written_are_rebuilt_from_the_nearest_checkpoint(tmp_path, pa
         composite(frame, step)
         assert np.array_equal(result.frame(k), frame)
     assert len(list((folder / "thumbs").iterdir())) == 10
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_step_that_paints_nothing_lists_no_layer_file_and_reads_back_empty(
+    tmp_path, painting, lean
+):
+    request, steps = painting
+    nothing = StepLayer(4, 0, 0, np.zeros((0, 0, 4), np.uint8), steps[3].thumbnail, "shapes")
+    process = [*steps[:3], nothing, *(replace(step, index=step.index + 1) for step in steps[3:])]
+    folder = write(tmp_path / "o", (request, process), lean=lean)
+    result = load_result(folder)
+    entry = result.steps[3]
+    assert entry["width"] == entry["height"] == 0 and "layer" not in entry
+    assert entry["stage"] == "shapes"  # the rest of the step's record stays
+    listed = {e[key] for e in result.steps for key in ("layer", "frame", "thumbnail") if key in e}
+    on_disk = {str(path.relative_to(folder)) for path in folder.glob("layers/*.png")}
+    assert on_disk == {e["layer"] for e in result.steps if "layer" in e} and on_disk <= listed
+    assert result.layer(4).is_empty
+    assert np.array_equal(result.frame(4), result.frame(3))
+    frame = request.first_frame()
+    for step in steps:
+        composite(frame, step)
+    assert np.array_equal(result.frame(len(process)), frame)
+
+
+def test_thumbs_are_a_folder_only_when_asked_for(tmp_path, painting):
+    folder = write(tmp_path / "o", painting, outputs=("frames", "gif"))
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "frames",
+        "layers",
+        "manifest.json",
+        "process.gif",
+    ]
+    assert "thumbnail" not in load_result(folder).steps[0]
+    assert (write(tmp_path / "t", painting, outputs=("thumbs",)) / "thumbs").is_dir()
 
 
 def test_a_failed_write_is_said_in_the_painting_thread(tmp_path, painting):

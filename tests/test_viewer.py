@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,30 @@ def test_a_folder_without_thumbnails_opens_on_its_last_frame_and_builds_them_mea
         built = window.process.thumbnails[k - 1].astype(int)
         assert np.abs(built - thumbnail(result.frame(k))).max() <= 1
         assert not window.strip.item(k - 1).icon().isNull()
+    window.close()
+
+
+def test_a_step_that_paints_nothing_shows_the_frame_before_it(app, tmp_path):
+    # Such a step lists no layer file (there is none); the viewer builds its frame all the same.
+    from paintstep.process import StepLayer
+
+    request = PaintRequest(photo("astronaut", 64), steps=4, seed=2)
+    steps = list(get_engine("strokes").paint(request))
+    nothing = StepLayer(3, 0, 0, np.zeros((0, 0, 4), np.uint8), steps[1].thumbnail, "shapes")
+    later = [replace(step, index=step.index + 1) for step in steps[2:]]
+    writer = ResultWriter(tmp_path / "o", request.first_frame(), {}, outputs=())
+    for step in [*steps[:2], nothing, *later]:
+        writer.add(step)
+    writer.finish()
+    result = load_result(tmp_path / "o")
+    assert "layer" not in result.steps[2]
+    window = open_folder(tmp_path / "o")
+    window.show()
+    assert wait_for(app, lambda: all(t is not None for t in window.process.thumbnails))
+    window.go(3)
+    app.processEvents()
+    assert np.array_equal(shown(window), result.frame(2))
+    assert window.position.text() == "step 3 / 5 (shapes)"
     window.close()
 
 

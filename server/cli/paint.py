@@ -40,7 +40,8 @@ With --target, the process goes from START (a half-finished canvas) to the targe
 of START that already match the target stay untouched. Without it, the process paints START from
 blank paper, or, with --complete and an engine that invents (diffusion), goes on from START to a
 finished picture of its own. The folder --out (out) receives:
-  layers/step_NNNN.png  the paint of each step (its place is in manifest.json)
+  layers/step_NNNN.png  the paint of each step (its place is in manifest.json; a step that
+                        paints nothing has none)
   manifest.json         what the folder holds
 and what --outputs names (by default {",".join(DEFAULT_OUTPUTS)}: thumbs/, process.gif/.mp4):
   frames                every frame as frames/frame_NNNN.png; without it, frame 0, every

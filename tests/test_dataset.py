@@ -51,15 +51,16 @@ def recorder(root, picture, shares, scaled_until=0, broken=()):
     return root
 
 
-def build(source, out, *more):
-    return main(["dataset", "build", str(source), "--out", str(out), "--size", "64", "-q", *more])
+def build(source, out, *more, quiet: bool = True):
+    command = ["dataset", "build", str(source), "--out", str(out), "--size", "64", *more]
+    return main(command + ["-q"] * quiet)
 
 
 def test_recorder_resized_midway_is_aligned_and_broken_frame_skipped(tmp_path, picture, capsys):
     shares = [0.0, 0.1, 0.2, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0]
     root = recorder(tmp_path / "recorder" / "portrait", picture, shares, scaled_until=6, broken={5})
     (root / "caption.txt").write_text("an astronaut, oil\n")
-    assert build(tmp_path / "recorder", tmp_path / "data", "--frames", "6") == 0
+    assert build(tmp_path / "recorder", tmp_path / "data", "--frames", "6", quiet=False) == 0
     assert "0000005.png" in capsys.readouterr().err  # named, and the rest went on
 
     [sample] = read_samples(tmp_path / "data")
@@ -306,7 +307,9 @@ def test_bad_input_is_a_sentence_and_exit_code_2(tmp_path, capsys, args, words):
 def test_a_recording_of_broken_files_only_writes_nothing(tmp_path, picture, capsys):
     recorder(tmp_path / "rec" / "x", picture, [0.5, 1.0], broken={1, 2})
     assert build(tmp_path / "rec", tmp_path / "data") == 2
-    assert "nothing was written" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "nothing was written" in error
+    assert "skipped" not in error and error.count("\n") == 1  # --quiet: the error alone
     assert not list((tmp_path / "data").glob("*.tar"))
 
 

@@ -132,8 +132,11 @@ def check(args: argparse.Namespace) -> None:
 
 
 def warner(args: argparse.Namespace):
+    """What is skipped, said on stderr; nothing with --quiet (errors still are)."""
+
     def warn(text: str) -> None:
-        print(f"paintstep: {text}", file=sys.stderr)
+        if not args.quiet:
+            print(f"paintstep: {text}", file=sys.stderr)
 
     return warn
 

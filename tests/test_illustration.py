@@ -126,3 +126,9 @@ def test_a_larger_copy_of_a_picture_has_the_same_strong_edges():
     share_small = strong_edges(luminance(small), 256 / 512)[0].mean()
     share_big = strong_edges(luminance(big), 2048 / 512)[0].mean()
     assert share_big >= 0.7 * share_small
+
+
+def test_with_fewer_steps_than_stages_the_finish_flats_and_lines_are_kept_as_the_readme_says():
+    kept = {steps: [s for s, n in stage_counts(steps).items() if n] for steps in (1, 2, 3, 6)}
+    assert kept[1] == ["finish"] and kept[2] == ["flats", "finish"]
+    assert kept[3] == ["lines", "flats", "finish"] and kept[6] == list(STAGES)

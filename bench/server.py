@@ -15,7 +15,8 @@
   client's large jobs queued behind it: how long a small job (256 px) waits for its first step,
   against the same job on the idle server (target: <= 2 s).
 - hostile: the same server under the loads of issue 14 at once (a client queueing large jobs
-  until `busy`, four clients that fetch a large job and never read, clients squatting the
+  until `busy`, four clients that fetch a large job and never read (their sockets take one
+  message at a time, so the server's side holds what they leave), clients squatting the
   routing ids handed out next): the server's peak memory (it and its gateway) against idle.
 """
 
@@ -341,6 +342,7 @@ def hostile(side: int) -> None:
             readers = []
             for _ in range(4):
                 reader = context.socket(zmq.DEALER)
+                reader.setsockopt(zmq.RCVHWM, 1)  # so ZeroMQ does not read ahead for it
                 reader.connect(serving.address)
                 reader.send(msgpack_header("fetch_job", job))
                 readers.append(reader)

@@ -42,7 +42,7 @@ from ..wire.protocol import (
     new_id,
     private_dir,
 )
-from .gateway import cannot_listen, curve_server, router_socket
+from .gateway import FULL, cannot_listen, curve_server, router_socket
 from .handlers import Handlers
 from .jobs import Job, JobStore, Route, Turns
 from .parking import Parking, discard
@@ -54,6 +54,11 @@ from .worker import FETCHERS, Events, Fetch, FetchEvent, JobEvent, is_small, rea
 __all__ = ["Server", "ServerSettings", "setup_logging", "watch_parent"]
 
 log = logging.getLogger("paintstep.serve")
+
+FORGOTTEN = (
+    "The server does not know this connection (it was silent too long, it did not read what it "
+    "was sent, or the server's TCP side restarted); say hello again and fetch your jobs."
+)
 
 
 class Server:
@@ -69,7 +74,7 @@ class Server:
         # Shared memory only with clients on the local socket, which only this user reaches.
         self.local = local_address(settings.address) if zmq.has("ipc") else None
         self.peers = Peers(enabled=self.local is not None)
-        self.server_id = self.load_server_id()
+        self.server_id = load_server_id(settings.cache)
         self.stopping = threading.Event()
         self.authenticator = None
         self.gateway: Gateway | None = None
@@ -154,13 +159,6 @@ class Server:
             raise cannot_listen(address, error) from None
         return router
 
-    def load_server_id(self) -> str:
-        path = self.settings.cache / "server-id"
-        self.settings.cache.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            path.write_text(uuid.uuid4().hex)
-        return path.read_text().strip()
-
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -223,6 +221,9 @@ class Server:
             except zmq.Again:
                 return
             hops = 2 if frames[0].bytes == gateway_id and len(frames) > 2 else 1
+            if hops == 2 and len(frames) == 3 and frames[1].bytes == FULL:
+                self.overflowed((gateway_id, frames[2].bytes))
+                continue
             identity = tuple(frame.bytes for frame in frames[:hops])
             known = identity in self.seen
             self.seen[identity] = time.monotonic()
@@ -233,12 +234,7 @@ class Server:
                 self.send_error(identity, error.code, error.message)
                 continue
             if message.type == "heartbeat" and not known:
-                self.send_error(
-                    identity,
-                    "unknown_client",
-                    "The server does not know this connection (it was silent too long, or the "
-                    "server's TCP side restarted); say hello again and fetch your jobs.",
-                )
+                self.send_error(identity, "unknown_client", FORGOTTEN)
                 continue
             if message.type == "hello":
                 self.peers.hello(identity, frames[1] if hops == 1 else None)
@@ -261,23 +257,31 @@ class Server:
     def send(self, identity: Route, message: Message) -> None:
         """Send a message to a client; a step's large layer through shared memory where that
         client shares it and there is room."""
+        if identity not in self.seen:  # forgotten: it hears nothing until it speaks again
+            return
         if not message.id:
             message.id = new_id()  # one id, whichever clients get it
         peer = self.peers.get(identity)
         shared_layer = peer.with_shared_layer(message) if peer is not None else None
+        frames = [*identity, *encode(shared_layer or message)]
         try:
-            self.router.send_multipart([*identity, *encode(shared_layer or message)], copy=False)
-        except zmq.ZMQError as error:  # a full queue to a client that stopped reading
+            self.router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # a full queue: a client that stopped reading
+            self.overflowed(identity)
+        except zmq.ZMQError as error:  # a client that is gone
             log.debug("could not send to %s: %s", identity[-1].hex(), error)
 
-    def send_error(
-        self,
-        identity: Route,
-        code: str,
-        text: str,
-        re: str | None = None,
-        job: str | None = None,
-    ) -> None:
+    def overflowed(self, route: Route) -> None:
+        """A client whose queue is full lost a message: forget it, so that it hears
+        `unknown_client` and fetches its jobs again, rather than go on with a hole."""
+        if route not in self.seen:
+            return
+        log.info("client %s does not read what it is sent: forgotten", route[-1].hex())
+        self.forget([route])
+        tell_forgotten(self.router, route)
+
+    def send_error(self, identity: Route, code: str, text: str, re=None, job=None) -> None:
+        """An `error` of `code` saying `text`, in answer to message `re` (of `job`)."""
         self.send(identity, Message("error", {"code": code, "message": text}, re=re, job=job))
 
     def heartbeat(self) -> None:
@@ -287,7 +291,7 @@ class Server:
         self.forget(gone)
         for identity in gone:
             log.debug("client %s is gone", identity[-1].hex())
-        for identity in self.seen:
+        for identity in list(self.seen):  # a send may forget one
             self.send(identity, Message("heartbeat"))
 
     def forget(self, routes: list[Route]) -> None:
@@ -297,6 +301,8 @@ class Server:
             self.peers.forget(route)
         for job in self.store:
             job.subscribers.difference_update(routes)
+            for route in routes:  # a fetch under way is given up (fetch_stale)
+                job.fetching.pop(route, None)
 
     # -- what the workers say -----------------------------------------------------------------
 
@@ -306,6 +312,8 @@ class Server:
             job = self.store.find(event.job)
             try:
                 if isinstance(event, FetchEvent):
+                    if job is not None and fetch_stale(job, event):
+                        continue  # for a client forgotten since (it fetches again)
                     if event.message is not None:
                         self.send(event.route, event.message)
                     elif job is not None:
@@ -351,6 +359,32 @@ class Server:
             self.send(identity, message)
         if not job.ended and identity in self.seen:
             job.subscribers.add(identity)
+
+
+def load_server_id(cache: Path) -> str:
+    """The server's id, the same for as long as its cache lives."""
+    path = cache / "server-id"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()
+
+
+def tell_forgotten(router: zmq.Socket, route: Route) -> None:
+    """Tell a client at once, after what is already on its way to it (which it gets whole, or
+    not at all), that it is forgotten: the gateway passes this on, and nothing before it, once
+    the client's queue has room. Where the queue is full here, it hears when it next speaks."""
+    message = Message("error", {"code": "unknown_client", "message": FORGOTTEN}, id=new_id())
+    try:
+        router.send_multipart([*route, *encode(message)], zmq.NOBLOCK, copy=False)
+    except zmq.ZMQError:
+        pass
+
+
+def fetch_stale(job: Job, event: FetchEvent) -> bool:
+    """Whether the fetch `event` belongs to is no longer the one its client waits for."""
+    fetch = event.fetch
+    return fetch is not None and job.fetching.get(event.route) is not fetch.backlog
 
 
 def watch_parent(pid: int, stop, every: float = 1.0) -> threading.Thread:

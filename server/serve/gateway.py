@@ -23,12 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import zmq
 
 from ..wire.errors import PaintError
 from ..wire.shared import process_alive
 
 READY = "ready"
+# What the gateway tells the server, in place of a message, when a client reads too slowly:
+# [FULL, the client's routing id]. The server forgets that client (docs/protocol.md, "Limits").
+FULL = b"paintstep-gateway:full"
+# Messages queued for one TCP client that is not reading; past them the client is dropped.
+CLIENT_QUEUE = 8
 
 
 def unpredictable_routing_ids() -> None:
@@ -42,14 +48,17 @@ def unpredictable_routing_ids() -> None:
         pass
 
 
-def router_socket(context: zmq.Context, max_message_bytes: int) -> zmq.Socket:
-    """A ROUTER for clients, as the server's local socket and the gateway's TCP one are."""
+def router_socket(context: zmq.Context, max_message_bytes: int, queue: int = 256) -> zmq.Socket:
+    """A ROUTER for clients, as the server's local socket and the gateway's TCP one are: at
+    most `queue` messages wait for one peer, and a send to a peer whose queue is full fails
+    (zmq.Again with NOBLOCK) instead of being dropped unseen."""
     unpredictable_routing_ids()
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     router.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-    router.setsockopt(zmq.SNDHWM, 256)
+    router.setsockopt(zmq.SNDHWM, queue)
     router.setsockopt(zmq.RCVHWM, 64)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
     return router
 
 
@@ -88,7 +97,7 @@ def serve(
     """Listen on `front` and pass everything to `back`; puts into `reload` what reads the
     allowed client keys again."""
     context = zmq.Context()
-    router = router_socket(context, max_message_bytes)
+    router = router_socket(context, max_message_bytes, CLIENT_QUEUE)
     if keys is not None:
         authenticator, clients = curve_server(context, router, keys)
         reload.append(lambda: authenticator.configure_curve(domain="*", location=str(clients)))
@@ -108,7 +117,56 @@ def serve(
     server.setsockopt(zmq.RCVHWM, 4096)
     server.connect(back)
     print(READY, flush=True)
-    zmq.proxy(router, server)
+    relay(router, server)
+
+
+def relay(router: zmq.Socket, server: zmq.Socket) -> None:
+    """Pass clients' messages to the server and the server's to clients, for ever. A client
+    whose queue is full loses that message and every later one, and the server hears of it
+    (FULL) and forgets it, so that its stream never has a hole it cannot see: what reaches it
+    next is the server's `unknown_client` (or its answer to a new hello), and it fetches its
+    jobs again."""
+    poller = zmq.Poller()
+    poller.register(router, zmq.POLLIN)
+    poller.register(server, zmq.POLLIN)
+    dropped: set[bytes] = set()  # clients past their queue, until their next hello
+    while True:
+        ready = dict(poller.poll())
+        for _ in range(100 if router in ready else 0):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            server.send_multipart(frames, copy=False)
+        for _ in range(100 if server in ready else 0):
+            try:
+                frames = server.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            client = frames[0].bytes
+            if client in dropped:  # until the server's word that it forgot that client
+                content = header_of(frames).get("content")
+                if not isinstance(content, dict) or content.get("code") != "unknown_client":
+                    continue
+                dropped.discard(client)
+            try:
+                router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            except zmq.Again:  # it does not read: it holds no more of this process's memory
+                dropped.add(client)
+                server.send_multipart([FULL, client])
+            except zmq.ZMQError:  # gone
+                pass
+
+
+def header_of(frames: list[zmq.Frame]) -> dict[str, Any]:
+    """The header of a message the server sends a client: [client, header, buffers...]."""
+    if len(frames) < 2 or len(frames[1]) > 65536:
+        return {}
+    try:
+        header = msgpack.unpackb(frames[1].bytes)
+    except Exception:
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 def main(argv: list[str]) -> int:

@@ -234,17 +234,23 @@ class Handlers:
         seconds: this thread must go on answering); what the job says meanwhile waits for the
         fetch, so the client gets every step once and in order."""
         job = self.store.get(message.job)
+        after = message.content.get("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ProtocolError("bad_message", "after must be a whole number, 0 or more.")
         job.subscribers.discard(route)
+        backlog: list[Message] = []
         fetch = Fetch(
             job=job,
             route=route,
             re=message.id,
             state={"position": 0, "steps": job.steps, "state": job.state.value},
+            after=after,
             upto=job.steps_done,
             recent=dict(job.recent),
             done=job.done_message() if job.ended else None,
+            backlog=backlog,
         )
-        job.fetching[route] = []
+        job.fetching[route] = backlog
         self.fetches.put(fetch)
 
     def on_delete_job(self, route: Route, message: Message) -> None:

@@ -47,6 +47,7 @@ class FetchEvent:
     route: Route
     message: Message | None = None
     sent: threading.Semaphore | None = None  # released once it is sent
+    fetch: Fetch | None = None  # the fetch it belongs to
 
 
 class Events:
@@ -189,9 +190,11 @@ class Fetch:
     route: Route
     re: str
     state: dict[str, Any]
+    after: int  # the steps it sends start after this one
     upto: int  # steps sent by then
     recent: dict[int, Message]  # those of them not yet stored
     done: Message | None  # where the job had ended
+    backlog: list[Message]  # what the job says meanwhile: job.fetching[route] while current
 
 
 def read_fetches(fetches: queue.Queue[Fetch | None], events: Events) -> None:
@@ -207,7 +210,7 @@ def read_fetch(fetch: Fetch, events: Events, sent: threading.Semaphore) -> None:
 
     def send(message: Message | None) -> None:
         sent.acquire()
-        events.put(FetchEvent(job.id, fetch.route, message, sent))
+        events.put(FetchEvent(job.id, fetch.route, message, sent, fetch))
 
     try:
         buffers: list[Any] = []
@@ -218,7 +221,7 @@ def read_fetch(fetch: Fetch, events: Events, sent: threading.Semaphore) -> None:
         elif (request := request_of(job)) is not None:  # waiting: its pictures, wherever
             fetch.state["start"] = image_field(request.first_frame(), buffers)
         send(Message("accepted", fetch.state, buffers, re=fetch.re, job=job.id))
-        for index in range(1, fetch.upto + 1):
+        for index in range(fetch.after + 1, fetch.upto + 1):
             if index in fetch.recent:
                 send(fetch.recent[index])
             elif result is not None:

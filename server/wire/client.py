@@ -247,18 +247,25 @@ class Client(Link):
             try:
                 message = self.wait_for(lambda m: m.job == job, f"job {job}", patient=True)
             except Forgotten:
-                resumes = self.resume(job, resumes)
+                resumes = self.resume(job, resumes, last)
                 continue
             if message.type == "step":
-                if message.content.get("index", 0) <= last:
+                index = message.content.get("index", 0)
+                if index <= last:
                     continue  # sent again by the fetch that resumed the job
-                last, resumes = message.content["index"], 0
+                if index > last + 1:  # lost on the way (a queue was full): fetch the rest
+                    resumes = self.resume(job, resumes, last)
+                    continue
+                last, resumes = index, 0
                 yield self.read_step(message)
             elif message.type == "progress":
                 yield Progress(
                     job, message.content.get("done", 0.0), message.content.get("stage", "")
                 )
             elif message.type == "done":
+                if message.content.get("steps", 0) > last:  # steps were lost on the way
+                    resumes = self.resume(job, resumes, last)
+                    continue
                 yield Done(job, message.content.get("state", ""), message.content.get("steps", 0))
                 return
             elif message.type == "error":
@@ -266,8 +273,9 @@ class Client(Link):
                     message.content.get("code", ""), message.content.get("message", "")
                 )
 
-    def resume(self, job: str, resumes: int) -> int:
-        """Say hello again and fetch `job`; how many resumes in a row this makes."""
+    def resume(self, job: str, resumes: int, last: int = 0) -> int:
+        """Say hello again and fetch `job`'s steps after `last`; how many resumes in a row this
+        makes. What the job's earlier stream still brings before the fetch's answer is dropped."""
         if resumes >= RESUMES:
             raise ServerLost(
                 f"The Paintstep server at {self.address} keeps dropping this connection; check "
@@ -275,7 +283,9 @@ class Client(Link):
             )
         self.pending = [m for m in self.pending if m.job != job]
         self.connect()
-        self.request(Message("fetch_job", job=job), f"fetching job {job}")
+        fetch = Message("fetch_job", {"after": last}, job=job)
+        self.request(fetch, f"fetching job {job}")
+        self.pending = [m for m in self.pending if m.job != job]
         return resumes + 1
 
     def read_step(self, message: Message) -> Step:

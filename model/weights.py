@@ -85,6 +85,24 @@ class Weights:
             )
 
 
+# Keys of this file that the paints-undo engine reads (model/undo/weights.py), not this one.
+PAINTS_UNDO_KEYS = frozenset({"paints_undo_single_frame", "paints_undo_multi_frame"})
+
+
+def read_config(path: Path) -> dict:
+    """The weights list at `path` as a JSON object, with its "device" checked."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise PaintError(f"{path} is not a readable JSON object ({error}); fix it.") from None
+    device = raw.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
+        raise PaintError(f'{path}: "device" must be auto, cpu, cuda, cuda:N or mps.')
+    return raw
+
+
 def load_weights(path: Path | None = None) -> Weights:
     path = path or config_path()
     if not path.is_file():
@@ -93,23 +111,17 @@ def load_weights(path: Path | None = None) -> Weights:
             f"Write that file as JSON, for example: {' '.join(EXAMPLE.split())}; "
             "docs/diffusion.md says where to get each."
         )
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as error:
-        raise PaintError(f"{path} is not a readable JSON object ({error}); fix it.") from None
+    raw = read_config(path)
     settings = {"device", "processpainter", "adapter_scale"}
     known = {"base", "base_config", "motion", "control", "adapter", "loras"} | settings
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known - PAINTS_UNDO_KEYS)
     if unknown:
         raise PaintError(
             f"{path} names {', '.join(unknown)}, which the diffusion engine does not know; "
-            f"it reads: {', '.join(sorted(known))}."
+            f"it reads: {', '.join(sorted(known))} (and paints-undo: "
+            f"{', '.join(sorted(PAINTS_UNDO_KEYS))})."
         )
     device = raw.get("device", "auto")
-    if device not in ("auto", "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
-        raise PaintError(f'{path}: "device" must be auto, cpu, cuda, cuda:N or mps.')
     processpainter = raw.get("processpainter", False)
     if not isinstance(processpainter, bool):
         raise PaintError(f'{path}: "processpainter" must be true or false.')

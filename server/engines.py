@@ -22,7 +22,11 @@ DEFAULT_ENGINE = "strokes"
 ENGINES: dict[str, str] = {
     "strokes": "paintstep.model.strokes:StrokesEngine",
     "diffusion": "paintstep.model.diffusion:DiffusionEngine",
+    "paints-undo": "paintstep.model.undo.engine:PaintsUndoEngine",
 }
+# Engines offered only where their weights are configured: name -> "module:function", which
+# answers from the engine's settings (`configure`) without loading anything heavy.
+LISTED_WHEN: dict[str, str] = {"paints-undo": "paintstep.model.undo.weights:configured"}
 
 # Called by an engine while it works on a step: (share of the whole job done 0..1, stage).
 Report = Callable[[float, str], None]
@@ -142,9 +146,19 @@ class Engine(ABC):
         }
 
 
-def engine_names() -> list[str]:
-    """The engines' names, the default first (clients offer it first)."""
-    return [DEFAULT_ENGINE] + sorted(set(ENGINES) - {DEFAULT_ENGINE})
+def engine_names(every: bool = False) -> list[str]:
+    """The names of the engines offered here, the default first (clients offer it first);
+    `every`: also those whose weights are not configured (they say what is missing)."""
+    names = sorted(name for name in set(ENGINES) - {DEFAULT_ENGINE} if every or listed(name))
+    return [DEFAULT_ENGINE] + names
+
+
+def listed(name: str) -> bool:
+    if name not in LISTED_WHEN:
+        return True
+    module_name, function_name = LISTED_WHEN[name].split(":")
+    check = getattr(importlib.import_module(module_name), function_name)
+    return bool(check(**CONFIGURED.get(name, {})))
 
 
 # What engines are made with in this process: name -> keyword arguments (the server's settings,

@@ -84,7 +84,7 @@ def add_paint_command(commands) -> None:
     paint.add_argument(
         "--engine",
         default=DEFAULT_ENGINE,
-        choices=engine_names(),
+        choices=engine_names(every=True),
         help=f"what paints the steps ({DEFAULT_ENGINE})",
     )
     paint.add_argument(

@@ -25,11 +25,12 @@ class ServerSettings:
     cache_days: float = 30.0  # ended jobs older than this are removed
     cache_bytes: int = 5 * 1024**3  # and the oldest ones while the cache is larger
     keys: Path | None = None  # the folder `paintstep keys` made
-    diffusion_config: Path | None = None  # the diffusion engine's weights list
+    diffusion_config: Path | None = None  # the diffusion and paints-undo engines' weights list
 
     def engine_settings(self) -> dict[str, dict[str, Any]]:
         """What each engine is made with on this server (engines.configure)."""
-        return {"diffusion": {"weights_config": self.diffusion_config}}
+        weights = {"weights_config": self.diffusion_config}
+        return {"diffusion": weights, "paints-undo": weights}
 
     @property
     def max_message_bytes(self) -> int:

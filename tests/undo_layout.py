@@ -75,9 +75,18 @@ def save_single_frame(root: Path) -> Path:
     (root / "unet" / "config.json").write_text(json.dumps(config))
     parts = random_models.build(random_models.TINY)
     parts["vae"].save_pretrained(root / "vae")
-    parts["text_encoder"].save_pretrained(root / "text_encoder")
+    save_text_encoder(parts["text_encoder"], root / "text_encoder")
     parts["tokenizer"].save_pretrained(root / "tokenizer")
     return root
+
+
+def save_text_encoder(model, folder: Path) -> None:
+    """A CLIPTextModel as transformers 4 (Paints-UNDO's 4.41) saved it: keys "text_model.…"
+    (transformers 5 has dropped that level from its own)."""
+    folder.mkdir(parents=True)
+    model.config.to_json_file(folder / "config.json")
+    state = {k.removeprefix("text_model."): v.contiguous() for k, v in model.state_dict().items()}
+    save_file({f"text_model.{k}": v for k, v in state.items()}, str(folder / "model.safetensors"))
 
 
 def undo_weights(root: Path) -> Path:

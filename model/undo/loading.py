@@ -36,15 +36,20 @@ def built_empty(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
         return build()
 
 
-def load_strictly(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
+def load_strictly(
+    model: torch.nn.Module, path: Path, what: str, strip: str = ""
+) -> torch.nn.Module:
     """`model` with every weight from the safetensors file at `path` (a PaintError naming the
-    missing, left-over or misshapen keys otherwise)."""
+    missing, left-over or misshapen keys otherwise); `strip` is a prefix the file's keys have
+    and the model's do not."""
     from safetensors.torch import load_file
 
     with reading(path, what):
         state = load_file(str(path))
     for key in NOT_WEIGHTS:
         state.pop(key, None)
+    if strip:
+        state = {k.removeprefix(strip): v for k, v in state.items()}
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))

@@ -46,7 +46,10 @@ def load_text_encoder(folder: Path, what: str):
     with reading(folder / "config.json", what):
         config = CLIPTextConfig.from_json_file(folder / "config.json")
     model = built_empty(lambda: CLIPTextModel(config))
-    return load_strictly(model, folder / "model.safetensors", what)
+    # The release was written by transformers 4 (keys "text_model.…"); transformers 5's
+    # CLIPTextModel holds the same modules without that level.
+    own = any(key.startswith("text_model.") for key in model.state_dict())
+    return load_strictly(model, folder / "model.safetensors", what, "" if own else "text_model.")
 
 
 def load_tokenizer(folder: Path):

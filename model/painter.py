@@ -33,6 +33,7 @@ class Settings:
     threshold: float
     bristles: float = 0.0  # smooth strokes unless asked (the diffusion engine builds its own)
     style: str = "paint"
+    colour: str = "true"  # the pencil style's: "false" draws in greys
 
 
 @dataclass

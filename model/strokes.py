@@ -38,7 +38,7 @@ from .raster import (
 )
 from .step_deal import deal_steps, split_by_progress
 from .stroke_plan import DETAIL_RADIUS
-from .styles import STYLE_HELP, STYLES, paint_in_style
+from .styles import STYLE_HELP, STYLE_OPTIONS, STYLES, paint_in_style, style_goal
 
 
 class StrokesEngine(Engine):
@@ -87,6 +87,7 @@ class StrokesEngine(Engine):
             0.0,
             1.0,
         ),
+        *STYLE_OPTIONS,
     )
 
     def paint(
@@ -110,6 +111,7 @@ def paint_process(
     goal = request.goal
     if not is_opaque(goal):  # an opaque target is itself over anything: no copy needed
         goal = blend_over(frame, goal)
+    goal = style_goal(goal, settings)
     paintable = paintable_region(frame, goal, request.mask, settings.tolerance)
     if not paintable.any():
         if request.target is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .model.pencil import smooth_field
 from .model.raster import spread
 
 
@@ -166,18 +167,14 @@ def orientation(light: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray
         return np.zeros(light.shape), np.zeros(light.shape)
     gy, gx = np.gradient(light.astype(np.float64))
 
-    def smooth(values: np.ndarray) -> np.ndarray:
-        picture = Image.fromarray(values.astype(np.float32), "F")
-        return np.asarray(picture.filter(ImageFilter.GaussianBlur(sigma)), np.float64)
-
-    xx, yy, xy = smooth(gx * gx), smooth(gy * gy), smooth(gx * gy)
+    xx, yy, xy = (smooth_field(field, sigma) for field in (gx * gx, gy * gy, gx * gy))
     angle = 0.5 * np.arctan2(2 * xy, xx - yy) % np.pi
     coherence = np.hypot(xx - yy, 2 * xy) / np.maximum(xx + yy, 1e-9)
     return angle, coherence
 
 
 def hatch_angle(
-    before: np.ndarray, after: np.ndarray, target: np.ndarray, coherent: float = 0.3
+    before: np.ndarray, after: np.ndarray, target: np.ndarray, coherent: float = 0.5
 ) -> float | None:
     """The median angle (degrees, 0-90) between the lines a step draws and the forms of the
     target where it draws them: the orientation of the darkening the step adds (its own

@@ -173,8 +173,8 @@ def test_nothing_to_paint_is_said_plainly(coffee):
 
 
 def test_unknown_option_and_bad_value_are_refused(coffee):
-    with pytest.raises(PaintError, match="no option colour"):
-        paint(PaintRequest(coffee, steps=2, options={"colour": 1}))
+    with pytest.raises(PaintError, match="no option hue"):
+        paint(PaintRequest(coffee, steps=2, options={"hue": 1}))
     with pytest.raises(PaintError, match="at most"):
         paint(PaintRequest(coffee, steps=2, options={"opacity": 3}))
 

@@ -134,7 +134,7 @@ class WriterProcess:
                     return
                 pickle.dump(message, self.child.stdin, pickle.HIGHEST_PROTOCOL)
                 self.child.stdin.flush()
-            except (OSError, ValueError):  # a broken pipe: the child died
+            except Exception:  # a broken pipe (the child died), or a step it cannot take
                 self.lost()
                 return
 
@@ -146,7 +146,11 @@ class WriterProcess:
             try:
                 self.outbox.get_nowait()
             except queue.Empty:
-                return
+                break
+        try:
+            self.outbox.put_nowait(None)  # and the sender, if it waits on it, ends
+        except queue.Full:
+            pass
 
     def wait_answer(self) -> None:
         with self.answered:
@@ -176,7 +180,11 @@ class WriterProcess:
                 continue
             if answer[0] == "stored":
                 if self.stored is not None:
-                    self.stored(answer[1])
+                    try:
+                        self.stored(answer[1])
+                    except Exception:  # the caller's trouble must not leave us waiting for ever
+                        self.lost()
+                        return
                 continue
             with self.answered:
                 self.answers.append(answer)
@@ -202,7 +210,7 @@ def serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C and tells us
     messages, answers = sys.stdin.buffer, sys.stdout.buffer
     writer: ResultWriter | None = None
-    failed = ended = False
+    failed = ended = finished = False
 
     def answer(*reply: Any) -> None:
         pickle.dump(reply, answers, pickle.HIGHEST_PROTOCOL)
@@ -247,11 +255,13 @@ def serve() -> None:
             elif kind == "finish" and writer is not None:
                 ended = True  # (a failed finish is ended by the command's "end")
                 error = attempt(writer.finish)
+                finished = error is None
                 answer(*(("ok",) if error is None else ("error", error)))
             elif kind == "end" and writer is not None:
                 state, message = rest
                 ended = True
-                error = attempt(lambda: writer.end(state, message))
+                # Ctrl-C as a finish was answered: the result is whole, and stays finished.
+                error = None if finished else attempt(lambda: writer.end(state, message))
                 answer(*(("ok",) if error is None else ("error", error)))
             else:
                 answer("error", f"The result writer got {kind!r} out of turn.")

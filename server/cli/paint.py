@@ -276,6 +276,9 @@ def paint_steps(args, client, request, engine, out, frame, info, outputs, progre
             writer.end(JobState.CANCELLED)
             print(f"paintstep: stopped; {out} holds an incomplete result.", file=sys.stderr)
         else:
+            if process is not None:  # it may have the folder's "open" still to do
+                process.child.kill()
+                process.child.wait()
             # Stopped while the writer set the folder up: take away what it had made (an
             # earlier result there, which has its manifest, is left as it was).
             if out.is_dir() and not (out / "manifest.json").exists() and only_set_up(out):

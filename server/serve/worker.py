@@ -4,6 +4,7 @@ the cache; both tell the main thread what happened as `JobEvent`s and `FetchEven
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
@@ -147,12 +148,14 @@ def paint(job: Job, events: Events) -> None:
         log.info("job %s: %s after %d steps", job.id, state, done)
         report(Message("done", {"state": state.value, "steps": done}, job=job.id), state=state)
     except PaintError as error:
-        writer.end(JobState.FAILED, str(error))
+        with contextlib.suppress(PaintError, OSError):  # a full disk, a writer gone
+            writer.end(JobState.FAILED, str(error))
         content = {"code": "bad_request", "message": str(error)}
         report(Message("error", content, job=job.id), state=JobState.FAILED)
     except Exception as error:
         log.exception("job %s failed", job.id)
-        writer.end(JobState.FAILED, f"The engine failed: {error}")
+        with contextlib.suppress(PaintError, OSError):
+            writer.end(JobState.FAILED, f"The engine failed: {error}")
         text = f"The {job.engine} engine failed ({error}); see the server's log."
         content = {"code": "engine_failed", "message": text}
         report(Message("error", content, job=job.id), state=JobState.FAILED)

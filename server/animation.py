@@ -66,9 +66,9 @@ class AnimationFrames:
         block = on_paper(np.ascontiguousarray(frame[top:bottom, left:right]))
         if f > 1:
             block = np.asarray(Image.fromarray(block, "RGBX").reduce(f))
-        self.reduced[top // f : top // f + block.shape[0], left // f : left // f + block.shape[1]] = (
-            block
-        )
+        self.reduced[
+            top // f : top // f + block.shape[0], left // f : left // f + block.shape[1]
+        ] = block
         if self.scale == 1:
             self.picture[top:bottom, left:right] = self.reduced[top:bottom, left:right]
             return self.image(), (left, top, right, bottom)
@@ -130,9 +130,9 @@ class GifStream:
     def add(self, image: Image.Image, near: tuple[int, int, int, int] | None = None) -> None:
         """The next frame; `near` (left, top, right, bottom), when given, holds every pixel
         that differs from the frame before."""
-        rgb = np.asarray(image.convert("RGB"))
         # One 32-bit word a pixel: a frame is compared with the one before in one pass.
-        words = np.asarray(image.convert("RGBX")).view(np.uint32)[..., 0]
+        rgbx = np.asarray(image.convert("RGBX"))
+        rgb, words = rgbx[..., :3], rgbx.view(np.uint32)[..., 0]
         index = self.frames
         self.frames += 1
         if self.previous is None:
@@ -213,7 +213,8 @@ class Mp4Stream:
         self.last: Image.Image | None = None
         self.frames = 0
 
-    def add(self, image: Image.Image) -> None:
+    def add(self, image: Image.Image, near: tuple[int, int, int, int] | None = None) -> None:
+        """The next frame (`near`, the box that changed, as GifStream takes it: unused)."""
         if self.container is None:
             self.open(image.size)
         self.encode(image, self.frames * self.step)

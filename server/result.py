@@ -347,10 +347,7 @@ class ResultWriter:
             box = (step.x, step.y, step.x + step.width, step.y + step.height)
             picture, near = self.animation_frames.update(self.frame, *box)
             for animation in self.animations:
-                if isinstance(animation, GifStream):
-                    animation.add(picture, near)
-                else:
-                    animation.add(picture)
+                animation.add(picture, near)
 
     def stop_threads(self, drop_queued: bool) -> None:
         for queued in (self.steps, self.frames):  # the steps thread feeds the frames thread

@@ -216,53 +216,50 @@ def serve() -> None:
         pickle.dump(reply, answers, pickle.HIGHEST_PROTOCOL)
         answers.flush()
 
-    def attempt(work) -> str | None:
+    def attempt(work, *args: Any, **options: Any) -> tuple[Any, str | None]:
+        """What work(*args, **options) returns, and None; or None, and what failed, said."""
         nonlocal failed
         try:
-            work()
-            return None
+            return work(*args, **options), None
         except Exception as error:
             failed = True
-            return said(error)
+            return None, said(error)
+
+    def reply(error: str | None) -> None:
+        answer(*(("ok",) if error is None else ("error", error)))
 
     while True:
         try:
             kind, *rest = pickle.load(messages)
         except (EOFError, OSError, pickle.UnpicklingError):
             if writer is not None and not ended:  # the command died: say so
-                attempt(lambda: writer.end(JobState.INTERRUPTED))
+                attempt(writer.end, JobState.INTERRUPTED)
             return
         try:
             if kind == "open":
                 folder, start, info, outputs, lean = rest
-                opened = []
-                error = attempt(
-                    lambda: opened.append(
-                        ResultWriter(
-                            Path(folder), start, info, lean, outputs=outputs, background=not lean
-                        )
-                    )
+                writer, error = attempt(
+                    ResultWriter, Path(folder), start, info, lean, outputs, background=not lean
                 )
-                writer = opened[0] if opened else None
-                answer(*(("ok",) if error is None else ("error", error)))
+                reply(error)
             elif kind == "step" and writer is not None:
                 if not failed:
-                    error = attempt(lambda: writer.add(rest[0]))
+                    step = rest[0]
+                    _, error = attempt(writer.add, step)
                     if error is not None:
                         answer("failed", error)
                     elif writer.lean:  # written and listed before add returned
-                        answer("stored", rest[0].index)
+                        answer("stored", step.index)
             elif kind == "finish" and writer is not None:
                 ended = True  # (a failed finish is ended by the command's "end")
-                error = attempt(writer.finish)
+                _, error = attempt(writer.finish)
                 finished = error is None
-                answer(*(("ok",) if error is None else ("error", error)))
+                reply(error)
             elif kind == "end" and writer is not None:
-                state, message = rest
                 ended = True
                 # Ctrl-C as a finish was answered: the result is whole, and stays finished.
-                error = None if finished else attempt(lambda: writer.end(state, message))
-                answer(*(("ok",) if error is None else ("error", error)))
+                error = None if finished else attempt(writer.end, *rest)[1]
+                reply(error)
             else:
                 answer("error", f"The result writer got {kind!r} out of turn.")
         except OSError:  # the command is gone: nobody reads the answers

@@ -16,8 +16,8 @@ from typing import Any
 from ..engines import get_engine
 from ..process import PaintError, StepLayer
 from ..result import JobState, ResultWriter, load_result, run_info
-from ..writer_process import WriterGone, WriterProcess
 from ..wire.protocol import Message, image_field
+from ..writer_process import WriterGone, WriterProcess
 from .jobs import Job, Route, Turns
 from .parking import request_of, unpark
 
